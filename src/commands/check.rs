@@ -1,0 +1,10 @@
+//! `netc check`.
+
+use super::CmdResult;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> CmdResult {
+    Err(super::usage("`netc check` is not built yet", None))
+}

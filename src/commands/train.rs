@@ -1,0 +1,10 @@
+//! `netc train`.
+
+use super::CmdResult;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> CmdResult {
+    Err(super::usage("`netc train` is not built yet", None))
+}

@@ -1,0 +1,10 @@
+//! `netc visualize`.
+
+use super::CmdResult;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> CmdResult {
+    Err(super::usage("`netc visualize` is not built yet", None))
+}

@@ -1,0 +1,142 @@
+//! Layer types: one file per Caffe layer type, each holding its parameters (parsed from the
+//! spec), its shape rule, its costs, how it is drawn, and its lowering to the engine.
+//!
+//! Adding a layer type = adding one file here and one line to [`REGISTRY`].
+
+use crate::engine::Op;
+use crate::spec::{LayerSpec, Span};
+
+/// A blob's full shape, batch first (N×C×H×W for images; N×D after an InnerProduct).
+pub type Shape = Vec<usize>;
+
+/// What a layer needs to know beyond its bottoms' shapes.
+#[derive(Debug, Clone, Default)]
+pub struct ShapeCtx {
+    /// Batch size to use for data layers that do not say (Data layers read it from
+    /// `data_param.batch_size`).
+    pub batch: Option<usize>,
+    /// Channels, height and width of the dataset feeding Data layers, when known.
+    pub data_chw: Option<[usize; 3]>,
+    /// Number of classes in the dataset, when known (an InnerProduct without `num_output`
+    /// takes it, as DIGITS does).
+    pub num_classes: Option<usize>,
+}
+
+/// How many bottoms or tops a layer type takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arity {
+    Exactly(usize),
+    Range(usize, usize),
+    AtLeast(usize),
+}
+
+impl Arity {
+    pub fn allows(self, n: usize) -> bool {
+        match self {
+            Arity::Exactly(k) => n == k,
+            Arity::Range(a, b) => n >= a && n <= b,
+            Arity::AtLeast(a) => n >= a,
+        }
+    }
+}
+
+impl std::fmt::Display for Arity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Arity::Exactly(k) => write!(f, "exactly {k}"),
+            Arity::Range(a, b) => write!(f, "{a} to {b}"),
+            Arity::AtLeast(a) => write!(f, "at least {a}"),
+        }
+    }
+}
+
+/// The family a layer belongs to, for colours in drawings and for summaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Data,
+    Convolution,
+    Pooling,
+    InnerProduct,
+    Neuron,
+    Normalization,
+    Loss,
+    Other,
+}
+
+/// A problem with one layer's parameters or shapes; `span` points into the spec when the
+/// problem is a particular field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerError {
+    pub message: String,
+    pub span: Option<Span>,
+    pub help: Option<String>,
+}
+
+impl LayerError {
+    pub fn new(message: impl Into<String>) -> Self {
+        LayerError { message: message.into(), span: None, help: None }
+    }
+    pub fn at(mut self, span: Span) -> Self {
+        self.span = Some(span);
+        self
+    }
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// A layer type's static facts.
+pub struct LayerType {
+    /// Caffe's type string, e.g. "Convolution".
+    pub name: &'static str,
+    pub kind: Kind,
+    pub bottoms: Arity,
+    pub tops: Arity,
+    /// Whether `top` may equal `bottom` (ReLU may; Reshape may not).
+    pub in_place: bool,
+    /// Whether netc can train and run it (types Caffe knows but netc cannot build yet are
+    /// still parsed, drawn and summarised where a shape rule exists).
+    pub runnable: bool,
+    /// Parses the layer's parameters.
+    pub build: fn(&LayerSpec) -> Result<Box<dyn Layer>, LayerError>,
+}
+
+/// One layer with its parameters parsed.
+pub trait Layer: std::fmt::Debug + Send + Sync {
+    fn ty(&self) -> &'static LayerType;
+    /// Output shapes from input shapes (Caffe's `Reshape`).
+    fn shapes(&self, bottoms: &[Shape], ctx: &ShapeCtx) -> Result<Vec<Shape>, LayerError>;
+    /// Shapes of the learned blobs, in Caffe's order (weights, then bias).
+    fn param_shapes(&self, _bottoms: &[Shape], _ctx: &ShapeCtx) -> Vec<Shape> {
+        Vec::new()
+    }
+    /// Multiply-accumulates per sample for the forward pass.
+    fn macs(&self, _bottoms: &[Shape], _tops: &[Shape]) -> u64 {
+        0
+    }
+    /// Key parameters for drawings and summaries, e.g. `["k5 s1", "20"]`.
+    fn details(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Lowers the layer to an engine op for the given bottom shapes; learned blobs are
+    /// filled from the spec's fillers with `rng`.
+    fn lower(
+        &self,
+        bottoms: &[Shape],
+        ctx: &ShapeCtx,
+        rng: &mut crate::engine::Rng,
+    ) -> Result<Box<dyn Op>, LayerError>;
+}
+
+pub static REGISTRY: &[&LayerType] = &[];
+
+/// The layer type called `name`, if netc knows it.
+pub fn lookup(name: &str) -> Option<&'static LayerType> {
+    REGISTRY.iter().copied().find(|t| t.name == name)
+}
+
+/// Known type names, for did-you-mean hints.
+pub fn type_names() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().map(|t| t.name)
+}

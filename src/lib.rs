@@ -1,0 +1,15 @@
+//! netc: a declarative network-spec compiler and runner.
+//!
+//! The pipeline, one module per stage:
+//! text → [`syntax`] (pest parse tree → [`spec::Message`] tree with spans) →
+//! [`upgrade`] (V0/V1 → current) → [`spec`] (typed net) → [`ir`] (petgraph IR, validation,
+//! shape inference; layer types in [`layers`]) → {[`dot`], [`engine`]} → [`train`] /
+//! [`classify`]. Datasets live in [`data`].
+
+pub mod commands;
+pub mod data;
+pub mod diag;
+pub mod engine;
+pub mod ir;
+pub mod layers;
+pub mod spec;

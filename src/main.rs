@@ -1,0 +1,25 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use netc::commands::{self, Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(a) => commands::check::run(a),
+        Command::Summary(a) => commands::summary::run(a),
+        Command::Upgrade(a) => commands::upgrade::run(a),
+        Command::Visualize(a) => commands::visualize::run(a),
+        Command::Data(a) => commands::data::run(a),
+        Command::Train(a) => commands::train::run(a),
+        Command::Classify(a) => commands::classify::run(a),
+        Command::Time(a) => commands::time::run(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::from(commands::exit_code_of(&report))
+        }
+    }
+}
