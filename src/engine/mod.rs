@@ -2,6 +2,9 @@
 //! preallocated blobs (as Caffe's layers do): every blob and gradient buffer is allocated
 //! once, and a training step is a forward and a backward sweep over the plan.
 
+pub mod blas;
+pub mod im2col;
+
 use crate::layers::Shape;
 
 pub type Rng = rand_chacha::ChaCha8Rng;
