@@ -81,7 +81,7 @@ fn caffe_lenet() {
             .and_then(|c| c.usize("num_output")),
         Some(20)
     );
-    assert_eq!(net.layers_for(&NetState::train()).len(), 10);
+    assert_eq!(net.layers_for(&NetState::train()).len(), 9);
     assert_eq!(net.layers_for(&NetState::val()).len(), 10);
 }
 
