@@ -88,7 +88,11 @@ pub struct LayerError {
 
 impl LayerError {
     pub fn new(message: impl Into<String>) -> Self {
-        LayerError { message: message.into(), span: None, help: None }
+        LayerError {
+            message: message.into(),
+            span: None,
+            help: None,
+        }
     }
     pub fn at(mut self, span: Span) -> Self {
         self.span = Some(span);
