@@ -91,8 +91,16 @@ mod tests {
             for j in 0..n {
                 let mut s = 0.0;
                 for p in 0..k {
-                    let av = if ta == T::N { a[i * k + p] } else { a[p * m + i] };
-                    let bv = if tb == T::N { b[p * n + j] } else { b[j * k + p] };
+                    let av = if ta == T::N {
+                        a[i * k + p]
+                    } else {
+                        a[p * m + i]
+                    };
+                    let bv = if tb == T::N {
+                        b[p * n + j]
+                    } else {
+                        b[j * k + p]
+                    };
                     s += av * bv;
                 }
                 c[i * n + j] = s;

@@ -59,7 +59,11 @@ pub fn im2col(g: &Geom, im: &[f32], col: &mut [f32]) {
                     }
                     for (x, d) in drow.iter_mut().enumerate() {
                         let ix = (x * g.stride_w) as isize + off;
-                        *d = if ix < 0 || ix >= g.width as isize { 0.0 } else { src[ix as usize] };
+                        *d = if ix < 0 || ix >= g.width as isize {
+                            0.0
+                        } else {
+                            src[ix as usize]
+                        };
                     }
                 }
                 row += 1;

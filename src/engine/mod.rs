@@ -20,7 +20,11 @@ pub struct Blob {
 impl Blob {
     pub fn zeros(shape: &[usize]) -> Self {
         let n = shape.iter().product();
-        Blob { shape: shape.to_vec(), data: vec![0.0; n], diff: vec![0.0; n] }
+        Blob {
+            shape: shape.to_vec(),
+            data: vec![0.0; n],
+            diff: vec![0.0; n],
+        }
     }
     pub fn count(&self) -> usize {
         self.data.len()
