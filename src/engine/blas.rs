@@ -28,6 +28,38 @@ pub fn sgemm(
     c: &mut [f32],
     accumulate: bool,
 ) {
+    product(true, ta, tb, m, n, k, a, b, c, accumulate)
+}
+
+/// [`sgemm`] on the calling thread only, for callers that already split work over threads.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_serial(
+    ta: T,
+    tb: T,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    product(false, ta, tb, m, n, k, a, b, c, accumulate)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn product(
+    threads: bool,
+    ta: T,
+    tb: T,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+) {
     assert!(a.len() >= m * k, "sgemm: a too small");
     assert!(b.len() >= k * n, "sgemm: b too small");
     assert!(c.len() >= m * n, "sgemm: c too small");
@@ -49,7 +81,7 @@ pub fn sgemm(
         T::N => (1isize, n as isize),
         T::T => (k as isize, 1isize),
     };
-    let par = if m * n * k >= PARALLEL_MIN_MACS && rayon::current_num_threads() > 1 {
+    let par = if threads && m * n * k >= PARALLEL_MIN_MACS && rayon::current_num_threads() > 1 {
         Parallelism::Rayon(0)
     } else {
         Parallelism::None

@@ -1,5 +1,5 @@
-//! Caffe's loss layers beyond SoftmaxWithLoss: a scalar top (shape `[]`, as Caffe's
-//! `LossLayer` gives), bottoms that must agree in their leading axes; netc cannot train
+//! Caffe's loss layers beyond SoftmaxWithLoss: a scalar top (shape `[1]`, like
+//! SoftmaxWithLoss), bottoms that must agree in their leading axes; netc cannot train
 //! them yet.
 
 use super::shape_only::{cannot_train, fmt_shape};
@@ -38,7 +38,7 @@ impl Layer for Loss {
             _ => {}
         }
         // A second top (InfogainLoss' probabilities) has the predictions' shape.
-        Ok(vec![Vec::new(), a.clone()])
+        Ok(vec![vec![1], a.clone()])
     }
     cannot_train!();
 }
