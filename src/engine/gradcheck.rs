@@ -12,7 +12,13 @@ fn fill(blob: &mut Blob, seed: usize) {
 
 /// f = Σ top·r; checks d f / d bottom and d f / d param against central differences.
 /// Bottoms that are labels (second bottom of a loss) are skipped with `prop`.
-pub fn check_op_with(op: &mut dyn Op, bottoms: &[Shape], tops: &[Shape], prop: &[bool], train: bool) {
+pub fn check_op_with(
+    op: &mut dyn Op,
+    bottoms: &[Shape],
+    tops: &[Shape],
+    prop: &[bool],
+    train: bool,
+) {
     let mut bs: Vec<Blob> = bottoms.iter().map(|s| Blob::zeros(s)).collect();
     for (i, b) in bs.iter_mut().enumerate() {
         fill(b, 17 * i + 3);
@@ -31,16 +37,32 @@ fn objective(op: &mut dyn Op, bs: &[Blob], ts: &mut [Blob], r: &[Vec<f32>], trai
     op.forward(&brefs, &mut trefs, train);
     ts.iter()
         .zip(r)
-        .map(|(t, r)| t.data.iter().zip(r).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>())
+        .map(|(t, r)| {
+            t.data
+                .iter()
+                .zip(r)
+                .map(|(a, b)| *a as f64 * *b as f64)
+                .sum::<f64>()
+        })
         .sum()
 }
 
-pub fn check_op_blobs(op: &mut dyn Op, bs: &mut [Blob], tops: &[Shape], prop: &[bool], train: bool) {
+pub fn check_op_blobs(
+    op: &mut dyn Op,
+    bs: &mut [Blob],
+    tops: &[Shape],
+    prop: &[bool],
+    train: bool,
+) {
     let mut ts: Vec<Blob> = tops.iter().map(|s| Blob::zeros(s)).collect();
     let r: Vec<Vec<f32>> = ts
         .iter()
         .enumerate()
-        .map(|(k, t)| (0..t.count()).map(|i| (((i * 31 + k * 7) % 17) as f32 - 8.0) / 8.0).collect())
+        .map(|(k, t)| {
+            (0..t.count())
+                .map(|i| (((i * 31 + k * 7) % 17) as f32 - 8.0) / 8.0)
+                .collect()
+        })
         .collect();
     objective(op, bs, &mut ts, &r, train);
     for (t, r) in ts.iter_mut().zip(&r) {
@@ -69,7 +91,11 @@ pub fn check_op_blobs(op: &mut dyn Op, bs: &mut [Blob], tops: &[Shape], prop: &[
             bs[bi].data[i] = orig - eps;
             let fm = objective(op, bs, &mut ts, &r, train);
             bs[bi].data[i] = orig;
-            close(analytic[i] as f64, (fp - fm) / (2.0 * eps as f64), &format!("bottom {bi}[{i}]"));
+            close(
+                analytic[i] as f64,
+                (fp - fm) / (2.0 * eps as f64),
+                &format!("bottom {bi}[{i}]"),
+            );
         }
     }
     let nparams = op.params().len();
@@ -83,7 +109,11 @@ pub fn check_op_blobs(op: &mut dyn Op, bs: &mut [Blob], tops: &[Shape], prop: &[
             op.params_mut()[pi].blob.data[i] = orig - eps;
             let fm = objective(op, bs, &mut ts, &r, train);
             op.params_mut()[pi].blob.data[i] = orig;
-            close(analytic[i] as f64, (fp - fm) / (2.0 * eps as f64), &format!("param {pi}[{i}]"));
+            close(
+                analytic[i] as f64,
+                (fp - fm) / (2.0 * eps as f64),
+                &format!("param {pi}[{i}]"),
+            );
         }
     }
 }

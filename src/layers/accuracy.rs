@@ -51,7 +51,9 @@ impl Layer for Accuracy {
         }
         if let Some(l) = bottoms.get(1) {
             if l.iter().product::<usize>() != outer * inner {
-                return Err(LayerError::new("the label blob must have one label per prediction"));
+                return Err(LayerError::new(
+                    "the label blob must have one label per prediction",
+                ));
             }
         }
         let mut t = vec![vec![1]];
@@ -67,8 +69,17 @@ impl Layer for Accuracy {
             vec![]
         }
     }
-    fn lower(&self, bottoms: &[Shape], _c: &ShapeCtx, _r: &mut Rng) -> Result<Box<dyn Op>, LayerError> {
-        Ok(Box::new(AccuracyOp { dims: split_at_axis(first(bottoms)?, self.axis)?, top_k: self.top_k, ignore: self.ignore_label }))
+    fn lower(
+        &self,
+        bottoms: &[Shape],
+        _c: &ShapeCtx,
+        _r: &mut Rng,
+    ) -> Result<Box<dyn Op>, LayerError> {
+        Ok(Box::new(AccuracyOp {
+            dims: split_at_axis(first(bottoms)?, self.axis)?,
+            top_k: self.top_k,
+            ignore: self.ignore_label,
+        }))
     }
 }
 
@@ -94,7 +105,9 @@ impl Op for AccuracyOp {
                 }
                 let at = |c: usize| x[o * ch * inner + c * inner + i];
                 let truth = at(l as usize);
-                let better = (0..ch).filter(|&c| c != l as usize && at(c) >= truth).count();
+                let better = (0..ch)
+                    .filter(|&c| c != l as usize && at(c) >= truth)
+                    .count();
                 let hit = better < self.top_k;
                 hits += hit as usize;
                 count += 1;
@@ -102,7 +115,11 @@ impl Op for AccuracyOp {
                 per_class[l as usize].0 += hit as usize;
             }
         }
-        tops[0].data[0] = if count == 0 { 0.0 } else { hits as f32 / count as f32 };
+        tops[0].data[0] = if count == 0 {
+            0.0
+        } else {
+            hits as f32 / count as f32
+        };
         if let Some(t) = tops.get_mut(1) {
             for (v, (h, n)) in t.data.iter_mut().zip(per_class) {
                 *v = if n == 0 { 0.0 } else { h as f32 / n as f32 };
@@ -119,17 +136,27 @@ mod tests {
     #[test]
     fn top1_and_top2_with_ties_against_the_label() {
         let mut x = Blob::zeros(&[3, 3]);
-        x.data = vec![0.1, 0.7, 0.2, /* */ 0.5, 0.5, 0.0, /* */ 0.3, 0.2, 0.5];
+        x.data = vec![
+            0.1, 0.7, 0.2, /* */ 0.5, 0.5, 0.0, /* */ 0.3, 0.2, 0.5,
+        ];
         let mut l = Blob::zeros(&[3]);
         l.data = vec![1.0, 0.0, 1.0];
         let mut t = Blob::zeros(&[1]);
         let mut per = Blob::zeros(&[3]);
-        let mut a = AccuracyOp { dims: (3, 3, 1), top_k: 1, ignore: None };
+        let mut a = AccuracyOp {
+            dims: (3, 3, 1),
+            top_k: 1,
+            ignore: None,
+        };
         a.forward(&[&x, &l], &mut [&mut t, &mut per], false);
         // Sample 0 right; sample 1 a tie (counted wrong, as Caffe does); sample 2 wrong.
         assert!((t.data[0] - 1.0 / 3.0).abs() < 1e-6);
         assert_eq!(per.data, vec![0.0, 0.5, 0.0]);
-        let mut a2 = AccuracyOp { dims: (3, 3, 1), top_k: 2, ignore: None };
+        let mut a2 = AccuracyOp {
+            dims: (3, 3, 1),
+            top_k: 2,
+            ignore: None,
+        };
         a2.forward(&[&x, &l], &mut [&mut t], false);
         assert!((t.data[0] - 2.0 / 3.0).abs() < 1e-6);
     }

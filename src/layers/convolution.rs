@@ -5,7 +5,10 @@ use rayon::prelude::*;
 
 use super::filler::Filler;
 use super::window::{conv_out, Window};
-use super::{first, param_mults, positive, span_of, Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
+use super::{
+    first, param_mults, positive, span_of, Arity, Kind, Layer, LayerError, LayerType, Shape,
+    ShapeCtx,
+};
 use crate::engine::blas::{sgemm_serial, T};
 use crate::engine::im2col::{col2im, im2col, Geom};
 use crate::engine::{Blob, Op, Param, Rng};
@@ -57,7 +60,9 @@ impl Convolution {
         }
         if let Some(axis) = p.int("axis") {
             if axis != 1 && axis != -3 {
-                return Err(LayerError::new("netc convolves over axis 1 only").at(span_of(p, "axis")));
+                return Err(
+                    LayerError::new("netc convolves over axis 1 only").at(span_of(p, "axis"))
+                );
             }
         }
         let bias_term = p.boolean("bias_term").unwrap_or(true);
@@ -100,8 +105,20 @@ impl Convolution {
             dilation_h: w.dilation[0],
             dilation_w: w.dilation[1],
         };
-        let oh = conv_out(geom.height, geom.kernel_h, geom.pad_h, geom.stride_h, geom.dilation_h);
-        let ow = conv_out(geom.width, geom.kernel_w, geom.pad_w, geom.stride_w, geom.dilation_w);
+        let oh = conv_out(
+            geom.height,
+            geom.kernel_h,
+            geom.pad_h,
+            geom.stride_h,
+            geom.dilation_h,
+        );
+        let ow = conv_out(
+            geom.width,
+            geom.kernel_w,
+            geom.pad_w,
+            geom.stride_w,
+            geom.dilation_w,
+        );
         match (oh, ow) {
             (Some(a), Some(b)) if a > 0 && b > 0 => Ok(geom),
             _ => Err(LayerError::new(format!(
@@ -125,7 +142,12 @@ impl Layer for Convolution {
     fn param_shapes(&self, bottoms: &[Shape], _ctx: &ShapeCtx) -> Vec<Shape> {
         let c = bottoms.first().and_then(|b| b.get(1)).copied().unwrap_or(0);
         let w = &self.window;
-        let mut p = vec![vec![self.num_output, c / self.group, w.kernel[0], w.kernel[1]]];
+        let mut p = vec![vec![
+            self.num_output,
+            c / self.group,
+            w.kernel[0],
+            w.kernel[1],
+        ]];
         if self.bias_term {
             p.push(vec![self.num_output]);
         }
@@ -143,8 +165,17 @@ impl Layer for Convolution {
     }
     fn details(&self) -> Vec<String> {
         let w = &self.window;
-        let sq = |a: [usize; 2]| if a[0] == a[1] { a[0].to_string() } else { format!("{}×{}", a[0], a[1]) };
-        let mut d = vec![format!("{} outputs", self.num_output), format!("kernel {}", sq(w.kernel))];
+        let sq = |a: [usize; 2]| {
+            if a[0] == a[1] {
+                a[0].to_string()
+            } else {
+                format!("{}×{}", a[0], a[1])
+            }
+        };
+        let mut d = vec![
+            format!("{} outputs", self.num_output),
+            format!("kernel {}", sq(w.kernel)),
+        ];
         if w.stride != [1, 1] {
             d.push(format!("stride {}", sq(w.stride)));
         }
@@ -159,19 +190,37 @@ impl Layer for Convolution {
         }
         d
     }
-    fn lower(&self, bottoms: &[Shape], ctx: &ShapeCtx, rng: &mut Rng) -> Result<Box<dyn Op>, LayerError> {
+    fn lower(
+        &self,
+        bottoms: &[Shape],
+        ctx: &ShapeCtx,
+        rng: &mut Rng,
+    ) -> Result<Box<dyn Op>, LayerError> {
         let b = first(bottoms)?;
         let geom = self.geom(b)?;
         let shapes = self.param_shapes(bottoms, ctx);
         let mut params = Vec::new();
         for (i, shape) in shapes.iter().enumerate() {
             let mut blob = Blob::zeros(shape);
-            let filler = if i == 0 { &self.weight_filler } else { &self.bias_filler };
+            let filler = if i == 0 {
+                &self.weight_filler
+            } else {
+                &self.bias_filler
+            };
             filler.fill(shape, &mut blob.data, rng);
             let (lr_mult, decay_mult) = self.mults[i];
-            params.push(Param { blob, lr_mult, decay_mult });
+            params.push(Param {
+                blob,
+                lr_mult,
+                decay_mult,
+            });
         }
-        Ok(Box::new(ConvOp::new(geom, self.num_output, self.group, params)))
+        Ok(Box::new(ConvOp::new(
+            geom,
+            self.num_output,
+            self.group,
+            params,
+        )))
     }
 }
 
@@ -292,7 +341,10 @@ impl Op for ConvOp {
         self.partial
             .par_iter_mut()
             .zip(self.cols.par_iter_mut())
-            .zip(dy.par_chunks(chunk * out_per).zip(x.par_chunks(chunk * in_per)))
+            .zip(
+                dy.par_chunks(chunk * out_per)
+                    .zip(x.par_chunks(chunk * in_per)),
+            )
             .for_each(|((dw, col), (dy, x))| {
                 dw.fill(0.0);
                 for (dy, x) in dy.chunks(out_per).zip(x.chunks(in_per)) {
@@ -374,7 +426,16 @@ mod tests {
     use super::*;
     use crate::engine::gradcheck::check_op;
 
-    fn op(c: usize, h: usize, w: usize, out: usize, k: usize, pad: usize, stride: usize, group: usize) -> ConvOp {
+    fn op(
+        c: usize,
+        h: usize,
+        w: usize,
+        out: usize,
+        k: usize,
+        pad: usize,
+        stride: usize,
+        group: usize,
+    ) -> ConvOp {
         let geom = Geom {
             channels: c,
             height: h,
@@ -394,14 +455,25 @@ mod tests {
             *v = ((i * 7 % 13) as f32 - 6.0) / 10.0;
         }
         let mut bias = Blob::zeros(&[out]);
-        bias.data.iter_mut().enumerate().for_each(|(i, v)| *v = i as f32 * 0.1);
+        bias.data
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = i as f32 * 0.1);
         ConvOp::new(
             geom,
             out,
             group,
             vec![
-                Param { blob: weight, lr_mult: 1.0, decay_mult: 1.0 },
-                Param { blob: bias, lr_mult: 1.0, decay_mult: 1.0 },
+                Param {
+                    blob: weight,
+                    lr_mult: 1.0,
+                    decay_mult: 1.0,
+                },
+                Param {
+                    blob: bias,
+                    lr_mult: 1.0,
+                    decay_mult: 1.0,
+                },
             ],
         )
     }
@@ -411,7 +483,10 @@ mod tests {
         let mut o = op(2, 5, 4, 3, 3, 1, 2, 1);
         let (oh, ow) = (o.geom.out_h(), o.geom.out_w());
         let mut x = Blob::zeros(&[2, 2, 5, 4]);
-        x.data.iter_mut().enumerate().for_each(|(i, v)| *v = (i as f32 * 0.3).sin());
+        x.data
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = (i as f32 * 0.3).sin());
         let mut y = Blob::zeros(&[2, 3, oh, ow]);
         o.forward(&[&x], &mut [&mut y], true);
         let w = &o.params[0].blob.data;
@@ -443,8 +518,20 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences() {
-        check_op(&mut op(2, 6, 5, 3, 3, 1, 1, 1), &[vec![3, 2, 6, 5]], &[vec![3, 3, 6, 5]]);
-        check_op(&mut op(4, 5, 5, 4, 2, 0, 2, 2), &[vec![2, 4, 5, 5]], &[vec![2, 4, 2, 2]]);
-        check_op(&mut op(3, 4, 4, 2, 1, 0, 1, 1), &[vec![2, 3, 4, 4]], &[vec![2, 2, 4, 4]]);
+        check_op(
+            &mut op(2, 6, 5, 3, 3, 1, 1, 1),
+            &[vec![3, 2, 6, 5]],
+            &[vec![3, 3, 6, 5]],
+        );
+        check_op(
+            &mut op(4, 5, 5, 4, 2, 0, 2, 2),
+            &[vec![2, 4, 5, 5]],
+            &[vec![2, 4, 2, 2]],
+        );
+        check_op(
+            &mut op(3, 4, 4, 2, 1, 0, 1, 1),
+            &[vec![2, 3, 4, 4]],
+            &[vec![2, 2, 4, 4]],
+        );
     }
 }

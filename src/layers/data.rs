@@ -30,18 +30,29 @@ pub struct Transform {
 impl Transform {
     pub fn parse(layer: &Message) -> Result<Transform, LayerError> {
         let Some(t) = layer.msg("transform_param") else {
-            return Ok(Transform { scale: 1.0, ..Transform::default() });
+            return Ok(Transform {
+                scale: 1.0,
+                ..Transform::default()
+            });
         };
         let scale = t.float("scale").unwrap_or(1.0) as f32;
         if !scale.is_finite() {
-            return Err(LayerError::new("transform_param.scale must be finite").at(span_of(t, "scale")));
+            return Err(
+                LayerError::new("transform_param.scale must be finite").at(span_of(t, "scale"))
+            );
         }
-        let mean_values: Vec<f32> = t.floats("mean_value").into_iter().map(|v| v as f32).collect();
+        let mean_values: Vec<f32> = t
+            .floats("mean_value")
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
         let mean_file = t.str("mean_file").map(str::to_owned);
         if mean_file.is_some() && !mean_values.is_empty() {
-            return Err(LayerError::new("transform_param has both mean_file and mean_value")
-                .at(span_of(t, "mean_file"))
-                .help("Caffe allows one of the two; remove one"));
+            return Err(
+                LayerError::new("transform_param has both mean_file and mean_value")
+                    .at(span_of(t, "mean_file"))
+                    .help("Caffe allows one of the two; remove one"),
+            );
         }
         Ok(Transform {
             scale,
@@ -88,11 +99,19 @@ pub struct Data {
 impl Data {
     fn parse(spec: &LayerSpec) -> Result<Data, LayerError> {
         let (source, batch_size) = match spec.msg.msg("data_param") {
-            Some(d) => (d.str("source").map(str::to_owned), positive(d, "batch_size")?),
+            Some(d) => (
+                d.str("source").map(str::to_owned),
+                positive(d, "batch_size")?,
+            ),
             None => (None, None),
         };
         Ok(Data {
-            input: InputSpec { source, batch_size, transform: Transform::parse(&spec.msg)?, shapes: vec![] },
+            input: InputSpec {
+                source,
+                batch_size,
+                transform: Transform::parse(&spec.msg)?,
+                shapes: vec![],
+            },
             tops: spec.tops.len(),
         })
     }
@@ -140,8 +159,20 @@ impl Layer for Data {
 pub struct Feed;
 
 impl Op for Feed {
-    fn forward(&mut self, _b: &[&crate::engine::Blob], _t: &mut [&mut crate::engine::Blob], _train: bool) {}
-    fn backward(&mut self, _t: &[&crate::engine::Blob], _b: &mut [&mut crate::engine::Blob], _p: &[bool]) {}
+    fn forward(
+        &mut self,
+        _b: &[&crate::engine::Blob],
+        _t: &mut [&mut crate::engine::Blob],
+        _train: bool,
+    ) {
+    }
+    fn backward(
+        &mut self,
+        _t: &[&crate::engine::Blob],
+        _b: &mut [&mut crate::engine::Blob],
+        _p: &[bool],
+    ) {
+    }
     fn is_feed(&self) -> bool {
         true
     }

@@ -24,7 +24,9 @@ pub static TYPE: LayerType = LayerType {
             }
             return Err(e);
         }
-        Ok(Box::new(Dropout { ratio: ratio as f32 }))
+        Ok(Box::new(Dropout {
+            ratio: ratio as f32,
+        }))
     },
 };
 
@@ -43,9 +45,19 @@ impl Layer for Dropout {
     fn details(&self) -> Vec<String> {
         vec![format!("ratio {}", self.ratio)]
     }
-    fn lower(&self, bottoms: &[Shape], _c: &ShapeCtx, rng: &mut Rng) -> Result<Box<dyn Op>, LayerError> {
+    fn lower(
+        &self,
+        bottoms: &[Shape],
+        _c: &ShapeCtx,
+        rng: &mut Rng,
+    ) -> Result<Box<dyn Op>, LayerError> {
         let n = first(bottoms)?.iter().product();
-        Ok(Box::new(DropoutOp { ratio: self.ratio, mask: vec![0.0; n], rng: child_rng(rng), trained: false }))
+        Ok(Box::new(DropoutOp {
+            ratio: self.ratio,
+            mask: vec![0.0; n],
+            rng: child_rng(rng),
+            trained: false,
+        }))
     }
 }
 
@@ -68,7 +80,11 @@ impl Op for DropoutOp {
         }
         let scale = 1.0 / (1.0 - self.ratio);
         for ((y, x), m) in y.iter_mut().zip(x).zip(self.mask.iter_mut()) {
-            *m = if self.rng.random::<f32>() >= self.ratio { scale } else { 0.0 };
+            *m = if self.rng.random::<f32>() >= self.ratio {
+                scale
+            } else {
+                0.0
+            };
             *y = x * *m;
         }
     }
@@ -94,17 +110,32 @@ mod tests {
 
     #[test]
     fn drops_about_the_ratio_and_scales_the_rest() {
-        let mut op = DropoutOp { ratio: 0.25, mask: vec![0.0; 10_000], rng: Rng::seed_from_u64(9), trained: false };
+        let mut op = DropoutOp {
+            ratio: 0.25,
+            mask: vec![0.0; 10_000],
+            rng: Rng::seed_from_u64(9),
+            trained: false,
+        };
         let mut x = Blob::zeros(&[100, 100]);
         x.data.fill(2.0);
         let mut y = Blob::zeros(&[100, 100]);
         op.forward(&[&x], &mut [&mut y], true);
         let kept = y.data.iter().filter(|v| **v != 0.0).count();
         assert!((7300..7700).contains(&kept), "{kept}");
-        assert!(y.data.iter().all(|v| *v == 0.0 || (*v - 2.0 / 0.75).abs() < 1e-6));
+        assert!(y
+            .data
+            .iter()
+            .all(|v| *v == 0.0 || (*v - 2.0 / 0.75).abs() < 1e-6));
         y.diff.fill(1.0);
         op.backward(&[&y], &mut [&mut x], &[true]);
-        assert_eq!(x.diff.iter().zip(&y.data).filter(|(d, v)| (**d == 0.0) != (**v == 0.0)).count(), 0);
+        assert_eq!(
+            x.diff
+                .iter()
+                .zip(&y.data)
+                .filter(|(d, v)| (**d == 0.0) != (**v == 0.0))
+                .count(),
+            0
+        );
         op.forward(&[&x], &mut [&mut y], false);
         assert!(y.data.iter().all(|v| *v == 2.0), "identity at test time");
     }

@@ -66,10 +66,14 @@ impl Filler {
             "gaussian" => {
                 let std = g("std", 1.0);
                 if !(std >= 0.0) {
-                    return Err(LayerError::new("gaussian filler needs std >= 0")
-                        .at(span_of(f, "std")));
+                    return Err(
+                        LayerError::new("gaussian filler needs std >= 0").at(span_of(f, "std"))
+                    );
                 }
-                Filler::Gaussian { mean: g("mean", 0.0), std }
+                Filler::Gaussian {
+                    mean: g("mean", 0.0),
+                    std,
+                }
             }
             "xavier" => Filler::Xavier(norm),
             "msra" => Filler::Msra(norm),
@@ -92,7 +96,10 @@ impl Filler {
                     .unwrap_or("xavier");
                 return Err(LayerError::new(format!("unknown filler type \"{other}\""))
                     .at(span_of(f, "type"))
-                    .help(format!("did you mean \"{best}\"? Fillers: {}", known.join(", "))));
+                    .help(format!(
+                        "did you mean \"{best}\"? Fillers: {}",
+                        known.join(", ")
+                    )));
             }
         })
     }
@@ -100,8 +107,16 @@ impl Filler {
     /// Fills `data` (a blob of `shape`, Caffe's layout) as Caffe's filler does.
     pub fn fill(&self, shape: &[usize], data: &mut [f32], rng: &mut Rng) {
         let count = data.len();
-        let fan_in = if shape.is_empty() { 1 } else { count / shape[0].max(1) };
-        let fan_out = if shape.len() > 1 { count / shape[1].max(1) } else { count };
+        let fan_in = if shape.is_empty() {
+            1
+        } else {
+            count / shape[0].max(1)
+        };
+        let fan_out = if shape.len() > 1 {
+            count / shape[1].max(1)
+        } else {
+            count
+        };
         let fan = |norm: VarianceNorm| -> f32 {
             match norm {
                 VarianceNorm::FanIn => fan_in as f32,
@@ -204,7 +219,11 @@ mod tests {
         Filler::Msra(VarianceNorm::FanOut).fill(&shape, &mut d, &mut Rng::seed_from_u64(2));
         let (_, var) = stats(&d);
         assert!((var - 2.0 / (64.0 * 9.0)).abs() < 0.0004, "{var}");
-        Filler::Gaussian { mean: 1.0, std: 0.5 }.fill(&shape, &mut d, &mut Rng::seed_from_u64(3));
+        Filler::Gaussian {
+            mean: 1.0,
+            std: 0.5,
+        }
+        .fill(&shape, &mut d, &mut Rng::seed_from_u64(3));
         let (mean, var) = stats(&d);
         assert!((mean - 1.0).abs() < 0.02 && (var - 0.25).abs() < 0.02);
         Filler::PositiveUnitball.fill(&[4, 10], &mut d[..40], &mut Rng::seed_from_u64(4));

@@ -2,7 +2,10 @@
 //! flattening), `y = x·Wᵀ + b` with W stored `num_output × K`.
 
 use super::filler::Filler;
-use super::{canonical_axis, first, param_mults, positive, span_of, Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
+use super::{
+    canonical_axis, first, param_mults, positive, span_of, Arity, Kind, Layer, LayerError,
+    LayerType, Shape, ShapeCtx,
+};
 use crate::engine::blas::{sgemm, T};
 use crate::engine::{Blob, Op, Param, Rng};
 use crate::spec::LayerSpec;
@@ -36,8 +39,10 @@ impl InnerProduct {
         let bias_term = p.boolean("bias_term").unwrap_or(true);
         let transpose = p.boolean("transpose").unwrap_or(false);
         if transpose {
-            return Err(LayerError::new("netc does not run transposed InnerProduct weights yet")
-                .at(span_of(p, "transpose")));
+            return Err(
+                LayerError::new("netc does not run transposed InnerProduct weights yet")
+                    .at(span_of(p, "transpose")),
+            );
         }
         Ok(InnerProduct {
             num_output: positive(p, "num_output")?,
@@ -89,8 +94,12 @@ impl Layer for InnerProduct {
         p
     }
     fn macs(&self, bottoms: &[Shape], tops: &[Shape]) -> u64 {
-        let (Some(b), Some(t)) = (bottoms.first(), tops.first()) else { return 0 };
-        let Ok(axis) = canonical_axis(self.axis, b.len()) else { return 0 };
+        let (Some(b), Some(t)) = (bottoms.first(), tops.first()) else {
+            return 0;
+        };
+        let Ok(axis) = canonical_axis(self.axis, b.len()) else {
+            return 0;
+        };
         // Per sample: the product over the axes after the batch.
         let k: usize = b[axis..].iter().product();
         let n = t.last().copied().unwrap_or(0);
@@ -103,15 +112,28 @@ impl Layer for InnerProduct {
             None => "outputs = classes".into(),
         }]
     }
-    fn lower(&self, bottoms: &[Shape], ctx: &ShapeCtx, rng: &mut Rng) -> Result<Box<dyn Op>, LayerError> {
+    fn lower(
+        &self,
+        bottoms: &[Shape],
+        ctx: &ShapeCtx,
+        rng: &mut Rng,
+    ) -> Result<Box<dyn Op>, LayerError> {
         let b = first(bottoms)?;
         let (m, k, n) = self.dims(b, ctx)?;
         let mut params = Vec::new();
         for (i, shape) in self.param_shapes(bottoms, ctx).iter().enumerate() {
             let mut blob = Blob::zeros(shape);
-            let filler = if i == 0 { &self.weight_filler } else { &self.bias_filler };
+            let filler = if i == 0 {
+                &self.weight_filler
+            } else {
+                &self.bias_filler
+            };
             filler.fill(shape, &mut blob.data, rng);
-            params.push(Param { blob, lr_mult: self.mults[i].0, decay_mult: self.mults[i].1 });
+            params.push(Param {
+                blob,
+                lr_mult: self.mults[i].0,
+                decay_mult: self.mults[i].1,
+            });
         }
         Ok(Box::new(InnerProductOp { m, k, n, params }))
     }
@@ -129,7 +151,17 @@ impl Op for InnerProductOp {
     fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
         let (m, k, n) = (self.m, self.k, self.n);
         let y = &mut tops[0].data;
-        sgemm(T::N, T::T, m, n, k, &bottoms[0].data, &self.params[0].blob.data, y, false);
+        sgemm(
+            T::N,
+            T::T,
+            m,
+            n,
+            k,
+            &bottoms[0].data,
+            &self.params[0].blob.data,
+            y,
+            false,
+        );
         if let Some(b) = self.params.get(1) {
             for row in y.chunks_mut(n) {
                 row.iter_mut().zip(&b.blob.data).for_each(|(v, b)| *v += b);
@@ -140,7 +172,17 @@ impl Op for InnerProductOp {
         let (m, k, n) = (self.m, self.k, self.n);
         let dy = &tops[0].diff;
         let x = &mut *bottoms[0];
-        sgemm(T::T, T::N, n, k, m, dy, &x.data, &mut self.params[0].blob.diff, false);
+        sgemm(
+            T::T,
+            T::N,
+            n,
+            k,
+            m,
+            dy,
+            &x.data,
+            &mut self.params[0].blob.diff,
+            false,
+        );
         if let Some(b) = self.params.get_mut(1) {
             b.blob.diff.fill(0.0);
             for row in dy.chunks(n) {
@@ -148,7 +190,17 @@ impl Op for InnerProductOp {
             }
         }
         if prop_down.first().copied().unwrap_or(false) {
-            sgemm(T::N, T::N, m, k, n, dy, &self.params[0].blob.data, &mut x.diff, false);
+            sgemm(
+                T::N,
+                T::N,
+                m,
+                k,
+                n,
+                dy,
+                &self.params[0].blob.data,
+                &mut x.diff,
+                false,
+            );
         }
     }
     fn params(&self) -> &[Param] {
@@ -169,12 +221,29 @@ mod tests {
     fn gradients_match_finite_differences() {
         let mut rng = Rng::seed_from_u64(5);
         let mut params = vec![
-            Param { blob: Blob::zeros(&[4, 6]), lr_mult: 1.0, decay_mult: 1.0 },
-            Param { blob: Blob::zeros(&[4]), lr_mult: 1.0, decay_mult: 1.0 },
+            Param {
+                blob: Blob::zeros(&[4, 6]),
+                lr_mult: 1.0,
+                decay_mult: 1.0,
+            },
+            Param {
+                blob: Blob::zeros(&[4]),
+                lr_mult: 1.0,
+                decay_mult: 1.0,
+            },
         ];
-        Filler::Xavier(super::super::filler::VarianceNorm::FanIn).fill(&[4, 6], &mut params[0].blob.data, &mut rng);
+        Filler::Xavier(super::super::filler::VarianceNorm::FanIn).fill(
+            &[4, 6],
+            &mut params[0].blob.data,
+            &mut rng,
+        );
         params[1].blob.data = vec![0.1, -0.2, 0.3, 0.0];
-        let mut op = InnerProductOp { m: 3, k: 6, n: 4, params };
+        let mut op = InnerProductOp {
+            m: 3,
+            k: 6,
+            n: 4,
+            params,
+        };
         check_op(&mut op, &[vec![3, 6]], &[vec![3, 4]]);
         // Flattening: a 3×2×3 input is a 3×6 one.
         check_op(&mut op, &[vec![3, 2, 3]], &[vec![3, 4]]);
@@ -194,7 +263,10 @@ mod tests {
         let b = vec![64, 50, 4, 4];
         let ctx = ShapeCtx::default();
         assert_eq!(ip.shapes(&[b.clone()], &ctx).unwrap(), vec![vec![64, 500]]);
-        assert_eq!(ip.param_shapes(&[b.clone()], &ctx), vec![vec![500, 800], vec![500]]);
+        assert_eq!(
+            ip.param_shapes(&[b.clone()], &ctx),
+            vec![vec![500, 800], vec![500]]
+        );
         assert_eq!(ip.macs(&[b], &[vec![64, 500]]), 400_000);
     }
 }

@@ -29,16 +29,20 @@ impl Input {
             for s in p.msgs("shape") {
                 let dims = s.ints("dim");
                 if dims.iter().any(|d| *d < 0 || *d > u32::MAX as i128) {
-                    return Err(LayerError::new("a dim of input_param.shape is negative or too large")
-                        .at(s.span.clone()));
+                    return Err(LayerError::new(
+                        "a dim of input_param.shape is negative or too large",
+                    )
+                    .at(s.span.clone()));
                 }
                 shapes.push(dims.into_iter().map(|d| d as usize).collect());
             }
         }
         if shapes.is_empty() {
-            return Err(LayerError::new("an Input layer needs input_param { shape { dim: ... } }")
-                .at(spec.span.clone())
-                .help("e.g. input_param { shape { dim: 1 dim: 1 dim: 28 dim: 28 } }"));
+            return Err(
+                LayerError::new("an Input layer needs input_param { shape { dim: ... } }")
+                    .at(spec.span.clone())
+                    .help("e.g. input_param { shape { dim: 1 dim: 1 dim: 28 dim: 28 } }"),
+            );
         }
         if shapes.len() != 1 && shapes.len() != spec.tops.len() {
             return Err(LayerError::new(format!(
@@ -79,7 +83,12 @@ impl Layer for Input {
         self.input
             .shapes
             .iter()
-            .map(|s| s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×"))
+            .map(|s| {
+                s.iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("×")
+            })
             .collect()
     }
     fn input(&self) -> Option<&InputSpec> {

@@ -3,6 +3,25 @@
 //!
 //! Adding a layer type = adding one file here and one line to [`REGISTRY`].
 
+pub mod batch_norm;
+pub mod bias;
+pub mod concat;
+pub mod crop;
+pub mod data_sources;
+pub mod deconvolution;
+pub mod eltwise;
+pub mod flatten;
+pub mod losses;
+pub mod lrn;
+pub mod misc;
+pub mod neurons;
+pub mod opaque;
+pub mod prelu;
+pub mod reshape;
+pub mod scale;
+pub mod shape_only;
+pub mod slice;
+
 use crate::engine::Op;
 use crate::spec::{LayerSpec, Message, Span};
 
@@ -168,7 +187,64 @@ pub static REGISTRY: &[&LayerType] = &[
     &softmax::TYPE,
     &softmax_loss::TYPE,
     &split::TYPE,
+    // Shaped, drawn and summarised; netc cannot train these yet.
+    &deconvolution::TYPE,
+    &concat::TYPE,
+    &eltwise::TYPE,
+    &flatten::TYPE,
+    &reshape::TYPE,
+    &crop::TYPE,
+    &slice::TYPE,
+    &batch_norm::TYPE,
+    &scale::TYPE,
+    &bias::TYPE,
+    &lrn::TYPE,
+    &prelu::TYPE,
+    &neurons::SIGMOID,
+    &neurons::TANH,
+    &neurons::ABSVAL,
+    &neurons::POWER,
+    &neurons::EXP,
+    &neurons::LOG,
+    &neurons::BNLL,
+    &neurons::ELU,
+    &neurons::THRESHOLD,
+    &neurons::CLIP,
+    &neurons::SWISH,
+    &neurons::MVN,
+    &losses::EUCLIDEAN,
+    &losses::SIGMOID_CE,
+    &losses::CONTRASTIVE,
+    &losses::HINGE,
+    &losses::INFOGAIN,
+    &losses::MULTINOMIAL,
+    &data_sources::IMAGE_DATA,
+    &data_sources::WINDOW_DATA,
+    &data_sources::MEMORY_DATA,
+    &data_sources::HDF5_DATA,
+    &data_sources::DUMMY_DATA,
+    &misc::SILENCE,
+    &misc::ARGMAX,
+    &misc::REDUCTION,
+    &misc::TILE,
+    &misc::EMBED,
+    &misc::PARAMETER,
+    &misc::IM2COL,
+    &misc::SPP,
+    &opaque::PYTHON,
+    &opaque::LSTM,
+    &opaque::RNN,
+    &opaque::RECURRENT,
+    &opaque::FILTER,
+    &opaque::BATCH_REINDEX,
+    &opaque::HDF5_OUTPUT,
 ];
+
+/// Types whose output shapes netc does not infer (Python layers, HDF5 files): a failed
+/// shape rule there is a warning, and the shapes after it stay unknown.
+pub fn opaque_shapes(t: &LayerType) -> bool {
+    opaque::ALL.iter().any(|o| std::ptr::eq(*o, t)) || std::ptr::eq(t, &data_sources::HDF5_DATA)
+}
 
 /// The layer type called `name`, if netc knows it.
 pub fn lookup(name: &str) -> Option<&'static LayerType> {
@@ -182,7 +258,9 @@ pub fn type_names() -> impl Iterator<Item = &'static str> {
 
 /// The span of `name` inside `msg` (its value), or of `msg` itself, for errors.
 pub fn span_of(msg: &Message, name: &str) -> Span {
-    msg.get(name).map(|f| f.value_span.clone()).unwrap_or(msg.span.clone())
+    msg.get(name)
+        .map(|f| f.value_span.clone())
+        .unwrap_or(msg.span.clone())
 }
 
 /// The `param { lr_mult decay_mult }` entries of a layer, one per learned blob (1, 1 where

@@ -50,7 +50,11 @@ pub struct PoolGeom {
 /// Caffe's pooled size along one axis.
 pub fn pooled(input: usize, k: usize, pad: usize, stride: usize, ceil: bool) -> Option<usize> {
     let span = (input + 2 * pad).checked_sub(k)?;
-    let mut out = if ceil { span.div_ceil(stride) } else { span / stride } + 1;
+    let mut out = if ceil {
+        span.div_ceil(stride)
+    } else {
+        span / stride
+    } + 1;
     // The last window must start inside the image (not only in the padding).
     if pad > 0 && (out - 1) * stride >= input + pad {
         out -= 1;
@@ -83,8 +87,10 @@ impl Pooling {
                 .help("remove kernel_size, or global_pooling"));
         }
         if !global && window.is_none() {
-            return Err(LayerError::new("pooling_param needs kernel_size (or global_pooling: true)")
-                .at(p.span.clone()));
+            return Err(LayerError::new(
+                "pooling_param needs kernel_size (or global_pooling: true)",
+            )
+            .at(p.span.clone()));
         }
         if let Some(w) = &window {
             if w.pad[0] >= w.kernel[0] || w.pad[1] >= w.kernel[1] {
@@ -93,16 +99,32 @@ impl Pooling {
             }
         }
         let ceil = !matches!(p.ident("round_mode"), Some("FLOOR"));
-        Ok(Pooling { method, window: if global { None } else { window }, ceil, tops: spec.tops.len().max(1) })
+        Ok(Pooling {
+            method,
+            window: if global { None } else { window },
+            ceil,
+            tops: spec.tops.len().max(1),
+        })
     }
 
     pub fn geom(&self, b: &Shape) -> Result<PoolGeom, LayerError> {
         if b.len() != 4 {
-            return Err(LayerError::new(format!("Pooling needs an N×C×H×W input, got {} axes", b.len())));
+            return Err(LayerError::new(format!(
+                "Pooling needs an N×C×H×W input, got {} axes",
+                b.len()
+            )));
         }
         let (h, w) = (b[2], b[3]);
         let Some(win) = self.window else {
-            return Ok(PoolGeom { height: h, width: w, kernel: [h, w], pad: [0, 0], stride: [1, 1], out_h: 1, out_w: 1 });
+            return Ok(PoolGeom {
+                height: h,
+                width: w,
+                kernel: [h, w],
+                pad: [0, 0],
+                stride: [1, 1],
+                out_h: 1,
+                out_w: 1,
+            });
         };
         let oh = pooled(h, win.kernel[0], win.pad[0], win.stride[0], self.ceil);
         let ow = pooled(w, win.kernel[1], win.pad[1], win.stride[1], self.ceil);
@@ -138,7 +160,9 @@ impl Layer for Pooling {
     fn macs(&self, _bottoms: &[Shape], tops: &[Shape]) -> u64 {
         // Comparisons or additions, counted like multiply-accumulates by Netscope.
         let Some(w) = self.window else { return 0 };
-        tops.first().map_or(0, |t| (t[1..].iter().product::<usize>() * w.kernel[0] * w.kernel[1]) as u64)
+        tops.first().map_or(0, |t| {
+            (t[1..].iter().product::<usize>() * w.kernel[0] * w.kernel[1]) as u64
+        })
     }
     fn details(&self) -> Vec<String> {
         let m = match self.method {
@@ -149,7 +173,11 @@ impl Layer for Pooling {
         match self.window {
             None => vec![m.into(), "global".into()],
             Some(w) => {
-                let mut d = vec![m.to_string(), format!("kernel {}", w.kernel[0]), format!("stride {}", w.stride[0])];
+                let mut d = vec![
+                    m.to_string(),
+                    format!("kernel {}", w.kernel[0]),
+                    format!("stride {}", w.stride[0]),
+                ];
                 if w.pad != [0, 0] {
                     d.push(format!("pad {}", w.pad[0]));
                 }
@@ -157,18 +185,28 @@ impl Layer for Pooling {
             }
         }
     }
-    fn lower(&self, bottoms: &[Shape], _ctx: &ShapeCtx, _rng: &mut Rng) -> Result<Box<dyn Op>, LayerError> {
+    fn lower(
+        &self,
+        bottoms: &[Shape],
+        _ctx: &ShapeCtx,
+        _rng: &mut Rng,
+    ) -> Result<Box<dyn Op>, LayerError> {
         let b = first(bottoms)?;
         let geom = self.geom(b)?;
         let method = match self.method {
             Method::Max => Method::Max,
             Method::Ave => Method::Ave,
             Method::Stochastic => {
-                return Err(LayerError::new("netc cannot train STOCHASTIC pooling yet").help("use MAX or AVE"))
+                return Err(LayerError::new("netc cannot train STOCHASTIC pooling yet")
+                    .help("use MAX or AVE"))
             }
         };
         let count = b[0] * b[1] * geom.out_h * geom.out_w;
-        Ok(Box::new(PoolOp { geom, method, argmax: vec![0; if method == Method::Max { count } else { 0 }] }))
+        Ok(Box::new(PoolOp {
+            geom,
+            method,
+            argmax: vec![0; if method == Method::Max { count } else { 0 }],
+        }))
     }
 }
 
@@ -183,14 +221,21 @@ pub struct PoolOp {
 impl PoolGeom {
     /// The clipped window of output (y, x): rows, columns, and Caffe's AVE divisor (which
     /// counts padding cells inside the image-plus-pad area).
-    fn window(&self, y: usize, x: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>, usize) {
+    fn window(
+        &self,
+        y: usize,
+        x: usize,
+    ) -> (std::ops::Range<usize>, std::ops::Range<usize>, usize) {
         let hs = (y * self.stride[0]) as isize - self.pad[0] as isize;
         let ws = (x * self.stride[1]) as isize - self.pad[1] as isize;
         let he = (hs + self.kernel[0] as isize).min((self.height + self.pad[0]) as isize);
         let we = (ws + self.kernel[1] as isize).min((self.width + self.pad[1]) as isize);
         let size = ((he - hs) * (we - ws)).max(1) as usize;
         let (hs, ws) = (hs.max(0) as usize, ws.max(0) as usize);
-        let (he, we) = ((he as usize).min(self.height), (we as usize).min(self.width));
+        let (he, we) = (
+            (he as usize).min(self.height),
+            (we as usize).min(self.width),
+        );
         (hs..he, ws..we, size)
     }
 }
@@ -233,18 +278,23 @@ impl Op for PoolOp {
                 }
             }
             _ => {
-                y.data.par_chunks_mut(op).zip(x.par_chunks(ip)).for_each(|(y, x)| {
-                    for oy in 0..g.out_h {
-                        for ox in 0..g.out_w {
-                            let (rows, cols, size) = g.window(oy, ox);
-                            let mut s = 0.0;
-                            for r in rows {
-                                s += x[r * g.width + cols.start..r * g.width + cols.end].iter().sum::<f32>();
+                y.data
+                    .par_chunks_mut(op)
+                    .zip(x.par_chunks(ip))
+                    .for_each(|(y, x)| {
+                        for oy in 0..g.out_h {
+                            for ox in 0..g.out_w {
+                                let (rows, cols, size) = g.window(oy, ox);
+                                let mut s = 0.0;
+                                for r in rows {
+                                    s += x[r * g.width + cols.start..r * g.width + cols.end]
+                                        .iter()
+                                        .sum::<f32>();
+                                }
+                                y[oy * g.out_w + ox] = s / size as f32;
                             }
-                            y[oy * g.out_w + ox] = s / size as f32;
                         }
-                    }
-                });
+                    });
                 if let Some(mask) = rest.first_mut() {
                     mask.data.fill(0.0);
                 }
@@ -262,30 +312,33 @@ impl Op for PoolOp {
         let dx = &mut bottoms[0].diff;
         match self.method {
             Method::Max => {
-                dx.par_chunks_mut(ip).zip(dy.par_chunks(op)).zip(self.argmax.par_chunks(op)).for_each(
-                    |((dx, dy), am)| {
+                dx.par_chunks_mut(ip)
+                    .zip(dy.par_chunks(op))
+                    .zip(self.argmax.par_chunks(op))
+                    .for_each(|((dx, dy), am)| {
                         dx.fill(0.0);
                         for (d, a) in dy.iter().zip(am) {
                             dx[*a as usize] += d;
                         }
-                    },
-                );
+                    });
             }
             _ => {
-                dx.par_chunks_mut(ip).zip(dy.par_chunks(op)).for_each(|(dx, dy)| {
-                    dx.fill(0.0);
-                    for oy in 0..g.out_h {
-                        for ox in 0..g.out_w {
-                            let (rows, cols, size) = g.window(oy, ox);
-                            let d = dy[oy * g.out_w + ox] / size as f32;
-                            for r in rows {
-                                dx[r * g.width + cols.start..r * g.width + cols.end]
-                                    .iter_mut()
-                                    .for_each(|v| *v += d);
+                dx.par_chunks_mut(ip)
+                    .zip(dy.par_chunks(op))
+                    .for_each(|(dx, dy)| {
+                        dx.fill(0.0);
+                        for oy in 0..g.out_h {
+                            for ox in 0..g.out_w {
+                                let (rows, cols, size) = g.window(oy, ox);
+                                let d = dy[oy * g.out_w + ox] / size as f32;
+                                for r in rows {
+                                    dx[r * g.width + cols.start..r * g.width + cols.end]
+                                        .iter_mut()
+                                        .for_each(|v| *v += d);
+                                }
                             }
                         }
-                    }
-                });
+                    });
             }
         }
     }
@@ -309,13 +362,38 @@ mod tests {
         assert_eq!(pooled(1, 3, 0, 1, true), None);
     }
 
-    fn op(method: Method, h: usize, k: usize, s: usize, p: usize, n: usize, c: usize) -> (PoolOp, Vec<usize>) {
-        let pl = Pooling { method, window: Some(Window { kernel: [k, k], pad: [p, p], stride: [s, s], dilation: [1, 1] }), ceil: true, tops: 1 };
+    fn op(
+        method: Method,
+        h: usize,
+        k: usize,
+        s: usize,
+        p: usize,
+        n: usize,
+        c: usize,
+    ) -> (PoolOp, Vec<usize>) {
+        let pl = Pooling {
+            method,
+            window: Some(Window {
+                kernel: [k, k],
+                pad: [p, p],
+                stride: [s, s],
+                dilation: [1, 1],
+            }),
+            ceil: true,
+            tops: 1,
+        };
         let shape = vec![n, c, h, h];
         let g = pl.geom(&shape).unwrap();
         let top = vec![n, c, g.out_h, g.out_w];
         let count = top.iter().product();
-        (PoolOp { geom: g, method, argmax: vec![0; count] }, top)
+        (
+            PoolOp {
+                geom: g,
+                method,
+                argmax: vec![0; count],
+            },
+            top,
+        )
     }
 
     #[test]
@@ -335,7 +413,12 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences() {
-        for (m, h, k, s, p) in [(Method::Max, 6, 2, 2, 0), (Method::Max, 7, 3, 2, 1), (Method::Ave, 6, 3, 2, 1), (Method::Ave, 5, 2, 1, 0)] {
+        for (m, h, k, s, p) in [
+            (Method::Max, 6, 2, 2, 0),
+            (Method::Max, 7, 3, 2, 1),
+            (Method::Ave, 6, 3, 2, 1),
+            (Method::Ave, 5, 2, 1, 0),
+        ] {
             let (mut o, top) = op(m, h, k, s, p, 2, 3);
             check_op(&mut o, &[vec![2, 3, h, h]], &[top]);
         }

@@ -18,7 +18,9 @@ pub static TYPE: LayerType = LayerType {
             .msg("relu_param")
             .and_then(|p| p.float("negative_slope"))
             .unwrap_or(0.0) as f32;
-        Ok(Box::new(Relu { negative_slope: slope }))
+        Ok(Box::new(Relu {
+            negative_slope: slope,
+        }))
     },
 };
 
@@ -87,7 +89,9 @@ mod tests {
 
     #[test]
     fn values_and_gradients() {
-        let mut r = Relu { negative_slope: 0.1 };
+        let mut r = Relu {
+            negative_slope: 0.1,
+        };
         let mut x = Blob::zeros(&[1, 4]);
         x.data = vec![-2.0, -0.5, 0.5, 3.0];
         let mut y = Blob::zeros(&[1, 4]);
@@ -101,7 +105,15 @@ mod tests {
                 *v = if i % 2 == 0 { 0.05 + s } else { -0.05 - s };
             }
             let mut bs = vec![x];
-            check_op_blobs(&mut Relu { negative_slope: slope }, &mut bs, &[vec![2, 3, 4, 5]], &[true], true);
+            check_op_blobs(
+                &mut Relu {
+                    negative_slope: slope,
+                },
+                &mut bs,
+                &[vec![2, 3, 4, 5]],
+                &[true],
+                true,
+            );
         }
     }
 }

@@ -11,7 +11,11 @@ pub static TYPE: LayerType = LayerType {
     in_place: true,
     runnable: true,
     build: |spec| {
-        let axis = spec.msg.msg("softmax_param").and_then(|p| p.int("axis")).unwrap_or(1);
+        let axis = spec
+            .msg
+            .msg("softmax_param")
+            .and_then(|p| p.int("axis"))
+            .unwrap_or(1);
         Ok(Box::new(Softmax { axis }))
     },
 };
@@ -24,7 +28,11 @@ pub struct Softmax {
 /// (outer, channels, inner) of a blob split at `axis`.
 pub fn split_at_axis(shape: &[usize], axis: i128) -> Result<(usize, usize, usize), LayerError> {
     let a = canonical_axis(axis, shape.len())?;
-    Ok((shape[..a].iter().product(), shape[a], shape[a + 1..].iter().product()))
+    Ok((
+        shape[..a].iter().product(),
+        shape[a],
+        shape[a + 1..].iter().product(),
+    ))
 }
 
 /// Softmax of `x` into `y` over the middle axis of (outer, channels, inner).
@@ -59,8 +67,15 @@ impl Layer for Softmax {
         canonical_axis(self.axis, b.len())?;
         Ok(vec![b.clone()])
     }
-    fn lower(&self, bottoms: &[Shape], _c: &ShapeCtx, _r: &mut Rng) -> Result<Box<dyn Op>, LayerError> {
-        Ok(Box::new(SoftmaxOp { dims: split_at_axis(first(bottoms)?, self.axis)? }))
+    fn lower(
+        &self,
+        bottoms: &[Shape],
+        _c: &ShapeCtx,
+        _r: &mut Rng,
+    ) -> Result<Box<dyn Op>, LayerError> {
+        Ok(Box::new(SoftmaxOp {
+            dims: split_at_axis(first(bottoms)?, self.axis)?,
+        }))
     }
 }
 
@@ -105,6 +120,10 @@ mod tests {
         assert!((y[..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert!((y[2] - 0.665_240_9).abs() < 1e-5);
         assert!((y[3] - 1.0 / 3.0).abs() < 1e-6, "large logits stay finite");
-        check_op(&mut SoftmaxOp { dims: (2, 5, 3) }, &[vec![2, 5, 3]], &[vec![2, 5, 3]]);
+        check_op(
+            &mut SoftmaxOp { dims: (2, 5, 3) },
+            &[vec![2, 5, 3]],
+            &[vec![2, 5, 3]],
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! `ignore_label` and normalization (VALID by default).
 
 use super::softmax::{softmax, split_at_axis};
-use super::{first, loss_weights_of, span_of, Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
+use super::{
+    first, loss_weights_of, span_of, Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx,
+};
 use crate::engine::{Blob, Op, Rng};
 use crate::spec::LayerSpec;
 
@@ -34,7 +36,11 @@ pub struct SoftmaxWithLoss {
 
 impl SoftmaxWithLoss {
     fn parse(spec: &LayerSpec) -> Result<SoftmaxWithLoss, LayerError> {
-        let axis = spec.msg.msg("softmax_param").and_then(|p| p.int("axis")).unwrap_or(1);
+        let axis = spec
+            .msg
+            .msg("softmax_param")
+            .and_then(|p| p.int("axis"))
+            .unwrap_or(1);
         let mut ignore_label = None;
         let mut normalization = Normalization::Valid;
         if let Some(p) = spec.msg.msg("loss_param") {
@@ -55,7 +61,12 @@ impl SoftmaxWithLoss {
                 normalization = Normalization::BatchSize;
             }
         }
-        Ok(SoftmaxWithLoss { axis, ignore_label, normalization, loss_weights: loss_weights_of(spec, 1.0) })
+        Ok(SoftmaxWithLoss {
+            axis,
+            ignore_label,
+            normalization,
+            loss_weights: loss_weights_of(spec, 1.0),
+        })
     }
 }
 
@@ -86,7 +97,12 @@ impl Layer for SoftmaxWithLoss {
     fn loss_weights(&self) -> Vec<f32> {
         self.loss_weights.clone()
     }
-    fn lower(&self, bottoms: &[Shape], _c: &ShapeCtx, _r: &mut Rng) -> Result<Box<dyn Op>, LayerError> {
+    fn lower(
+        &self,
+        bottoms: &[Shape],
+        _c: &ShapeCtx,
+        _r: &mut Rng,
+    ) -> Result<Box<dyn Op>, LayerError> {
         let b = first(bottoms)?;
         let dims = split_at_axis(b, self.axis)?;
         Ok(Box::new(SoftmaxLossOp {
@@ -171,7 +187,13 @@ mod tests {
     use crate::engine::gradcheck::check_op_blobs;
 
     fn op(n: usize, ch: usize, ignore: Option<i64>) -> SoftmaxLossOp {
-        SoftmaxLossOp { dims: (n, ch, 1), ignore, normalization: Normalization::Valid, prob: vec![0.0; n * ch], normalizer: 1.0 }
+        SoftmaxLossOp {
+            dims: (n, ch, 1),
+            ignore,
+            normalization: Normalization::Valid,
+            prob: vec![0.0; n * ch],
+            normalizer: 1.0,
+        }
     }
 
     #[test]
@@ -184,7 +206,11 @@ mod tests {
         let mut top = Blob::zeros(&[1]);
         o.forward(&[&x, &l], &mut [&mut top], true);
         let want = (-(0.665_240_9f32).ln() - (1.0f32 / 3.0).ln()) / 2.0;
-        assert!((top.data[0] - want).abs() < 1e-5, "{} vs {want}", top.data[0]);
+        assert!(
+            (top.data[0] - want).abs() < 1e-5,
+            "{} vs {want}",
+            top.data[0]
+        );
     }
 
     #[test]
@@ -192,7 +218,10 @@ mod tests {
         for ignore in [None, Some(1)] {
             let mut o = op(4, 5, ignore);
             let mut x = Blob::zeros(&[4, 5]);
-            x.data.iter_mut().enumerate().for_each(|(i, v)| *v = (i as f32 * 0.37).sin());
+            x.data
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = (i as f32 * 0.37).sin());
             let mut l = Blob::zeros(&[4]);
             l.data = vec![0.0, 1.0, 4.0, 2.0];
             let mut bs = vec![x, l];

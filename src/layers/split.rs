@@ -11,7 +11,11 @@ pub static TYPE: LayerType = LayerType {
     tops: Arity::AtLeast(1),
     in_place: false,
     runnable: true,
-    build: |spec| Ok(Box::new(Split { tops: spec.tops.len() })),
+    build: |spec| {
+        Ok(Box::new(Split {
+            tops: spec.tops.len(),
+        }))
+    },
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +63,10 @@ mod tests {
 
     #[test]
     fn copies_and_sums() {
-        check_op(&mut SplitOp, &[vec![3, 4]], &[vec![3, 4], vec![3, 4], vec![3, 4]]);
+        check_op(
+            &mut SplitOp,
+            &[vec![3, 4]],
+            &[vec![3, 4], vec![3, 4], vec![3, 4]],
+        );
     }
 }

@@ -25,9 +25,14 @@ fn pair(
     let (h, w) = (p.int(&h_name), p.int(&w_name));
     let check = |v: i128, name: &str| -> Result<usize, LayerError> {
         if v < 0 || (!allow_zero && v == 0) || v > u32::MAX as i128 {
-            let what = if allow_zero { "non-negative" } else { "positive" };
-            return Err(LayerError::new(format!("{name} must be {what}, not {v}"))
-                .at(span_of(p, name)));
+            let what = if allow_zero {
+                "non-negative"
+            } else {
+                "positive"
+            };
+            return Err(
+                LayerError::new(format!("{name} must be {what}, not {v}")).at(span_of(p, name))
+            );
         }
         Ok(v as usize)
     };
@@ -37,11 +42,15 @@ fn pair(
                 "{base} is given both as {base}_size and as {h_name}/{w_name}"
             ))
             .at(span_of(p, &h_name))
-            .help(format!("keep one of the two forms (remove {base}_size or {h_name}/{w_name})")));
+            .help(format!(
+                "keep one of the two forms (remove {base}_size or {h_name}/{w_name})"
+            )));
         }
         let (Some(h), Some(w)) = (h, w) else {
-            return Err(LayerError::new(format!("{h_name} and {w_name} must be given together"))
-                .at(span_of(p, if h.is_some() { &h_name } else { &w_name })));
+            return Err(
+                LayerError::new(format!("{h_name} and {w_name} must be given together"))
+                    .at(span_of(p, if h.is_some() { &h_name } else { &w_name })),
+            );
         };
         return Ok(Some([check(h, &h_name)?, check(w, &w_name)?]));
     }
@@ -73,7 +82,12 @@ impl Window {
         } else {
             [1, 1]
         };
-        Ok(Some(Window { kernel, pad, stride, dilation }))
+        Ok(Some(Window {
+            kernel,
+            pad,
+            stride,
+            dilation,
+        }))
     }
 }
 
@@ -90,12 +104,18 @@ fn pair_named(p: &Message) -> Result<Option<[usize; 2]>, LayerError> {
     }
     if h.is_some() || w.is_some() {
         let (Some(h), Some(w)) = (h, w) else {
-            return Err(LayerError::new("kernel_h and kernel_w must be given together")
-                .at(span_of(p, if h.is_some() { "kernel_h" } else { "kernel_w" })));
+            return Err(
+                LayerError::new("kernel_h and kernel_w must be given together").at(span_of(
+                    p,
+                    if h.is_some() { "kernel_h" } else { "kernel_w" },
+                )),
+            );
         };
         if h <= 0 || w <= 0 {
-            return Err(LayerError::new(format!("the kernel must be positive, not {h}x{w}"))
-                .at(span_of(p, "kernel_h")));
+            return Err(
+                LayerError::new(format!("the kernel must be positive, not {h}x{w}"))
+                    .at(span_of(p, "kernel_h")),
+            );
         }
         return Ok(Some([h as usize, w as usize]));
     }
@@ -107,13 +127,21 @@ fn pair_named(p: &Message) -> Result<Option<[usize; 2]>, LayerError> {
         [_] | [_, _] => Err(LayerError::new("kernel_size must be positive")
             .at(span_of(p, "kernel_size"))
             .help("a kernel of size 0 has no output; give kernel_size: 1 or more")),
-        _ => Err(LayerError::new("kernel_size has more than 2 values; netc runs 2-D windows")
-            .at(span_of(p, "kernel_size"))),
+        _ => Err(
+            LayerError::new("kernel_size has more than 2 values; netc runs 2-D windows")
+                .at(span_of(p, "kernel_size")),
+        ),
     }
 }
 
 /// Output extent of a convolution along one axis (Caffe: floor division).
-pub fn conv_out(input: usize, k: usize, pad: usize, stride: usize, dilation: usize) -> Option<usize> {
+pub fn conv_out(
+    input: usize,
+    k: usize,
+    pad: usize,
+    stride: usize,
+    dilation: usize,
+) -> Option<usize> {
     let ext = dilation * (k - 1) + 1;
     (input + 2 * pad).checked_sub(ext).map(|d| d / stride + 1)
 }
