@@ -403,3 +403,63 @@ fn independent_reader_sanity() {
         )]
     );
 }
+
+#[test]
+fn upgraded_old_nets_reparse_to_the_same_layers() {
+    let Some(dir) = corpus() else { return };
+    let mut n = 0;
+    for row in manifest(&dir)
+        .iter()
+        .filter(|r| r.kind == "net" && r.oracle == "ok" && (r.format == "v0" || r.format == "v1"))
+    {
+        let Ok(src) = front::read_source(&dir.join(&row.file)) else {
+            panic!("cannot read {}", row.file)
+        };
+        let (Some(mut root), _) = netc::syntax::parse(&src) else {
+            panic!("{} does not parse", row.file)
+        };
+        netc::schema::check(&src, &mut root, netc::schema::NET);
+        let (net, _) = netc::upgrade::upgrade_net(&src, &root);
+        let printed = netc::syntax::print(&net);
+        let again = netc::spec::Source {
+            path: "upgraded.prototxt".into(),
+            text: printed.into(),
+        };
+        let (Some(spec2), diags2) = front::load_net(&again) else {
+            panic!("{}: upgraded text does not parse", row.file)
+        };
+        assert!(
+            diags2.is_empty(),
+            "{}: upgraded text has diagnostics:\n{}",
+            row.file,
+            front::render(&diags2)
+        );
+        let (Some(spec1), _) = front::load_net(&src) else {
+            panic!("{}", row.file)
+        };
+        let key = |s: &netc::spec::NetSpec| {
+            s.layers
+                .iter()
+                .map(|l| {
+                    (
+                        l.name.clone(),
+                        l.ty.clone(),
+                        l.bottoms.clone(),
+                        l.tops.clone(),
+                        l.include.len(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(key(&spec1), key(&spec2), "{}", row.file);
+        let msgs = |s: &netc::spec::NetSpec| {
+            s.layers
+                .iter()
+                .map(|l| netc::syntax::print(&l.msg))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(msgs(&spec1), msgs(&spec2), "{}", row.file);
+        n += 1;
+    }
+    assert!(n >= 35, "only {n} old nets");
+}
