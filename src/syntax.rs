@@ -448,10 +448,13 @@ fn syntax_error(src: &Source, e: &pest::error::Error<Rule>) -> Diagnostic {
                 "opened here",
                 Some(format!("add the missing `{close}`")),
             );
-            d.labels.push((
-                text.len()..text.len(),
-                format!("the file ends here, expected `{close}`"),
-            ));
+            let end = text.trim_end().len();
+            if end > open + 1 {
+                d.labels.push((
+                    end - 1..end,
+                    format!("the file ends here, still inside it; expected `{close}`"),
+                ));
+            }
             return d;
         }
     }
