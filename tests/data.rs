@@ -454,3 +454,253 @@ fn real_world_pictures_all_load() {
     }
     assert_eq!(n, 27);
 }
+
+// ---------------------------------------------------------------- create, export, show
+
+use netc::data::create::{self, Augment, Options};
+use netc::data::format::Encoding;
+
+/// An MNIST-like IDX folder: `per_class[c]` training images of class c (each image's pixels
+/// are distinct), and `test_per_class` t10k images per class when given.
+fn make_idx(dir: &Path, per_class: &[usize], test_per_class: Option<usize>) {
+    let (h, w) = (4u32, 3u32);
+    let write = |prefix: &str, counts: &[usize], salt: u8| {
+        let mut px = Vec::new();
+        let mut lb = Vec::new();
+        let mut k = 0u32;
+        for (c, &n) in counts.iter().enumerate() {
+            for _ in 0..n {
+                for j in 0..(h * w) {
+                    px.push((k.wrapping_mul(7).wrapping_add(j * 13) as u8) ^ salt);
+                }
+                lb.push(c as u8);
+                k += 1;
+            }
+        }
+        write_idx(&dir.join(format!("{prefix}-images-idx3-ubyte")), 2051, &[k, h, w], &px);
+        write_idx(&dir.join(format!("{prefix}-labels-idx1-ubyte")), 2049, &[k], &lb);
+    };
+    write("train", per_class, 0);
+    if let Some(t) = test_per_class {
+        write("t10k", &vec![t; per_class.len()], 0x55);
+    }
+}
+
+fn opts(src: &Path) -> Options {
+    Options { src: src.to_path_buf(), height: 4, width: 3, ..Options::default() }
+}
+
+/// (label, pixels, source) of every image, sorted: a split's content regardless of order.
+fn content(s: &data::Split) -> Vec<(u32, Vec<u8>)> {
+    let mut v: Vec<(u32, Vec<u8>)> = (0..s.len()).map(|i| (s.labels[i], s.image(i).to_vec())).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn split_is_stratified_and_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    make_idx(dir.path(), &[20, 8, 12, 40], None);
+    let o = Options { val_percent: Some(25.0), seed: 5, ..opts(dir.path()) };
+    let (a, _) = create::build(&o).unwrap();
+    let val = a.val.as_ref().unwrap();
+    assert_eq!(val.counts(4), vec![5, 2, 3, 10]);
+    assert_eq!(a.train.counts(4), vec![15, 6, 9, 30]);
+    // Every image is in exactly one split.
+    let mut all: Vec<&String> = a.train.sources.iter().chain(&val.sources).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 80);
+    // Same seed, same split and order; another seed, another split.
+    let (b, _) = create::build(&o).unwrap();
+    assert_eq!(a.train, b.train);
+    assert_eq!(a.val, b.val);
+    let (c, _) = create::build(&Options { seed: 6, ..o.clone() }).unwrap();
+    assert_ne!(c.val.as_ref().unwrap().sources, val.sources);
+    assert_eq!(c.val.as_ref().unwrap().counts(4), vec![5, 2, 3, 10]);
+    // The mean is over the training split only.
+    let mean = create::mean_image(&a.train, 12);
+    assert_eq!(a.mean.as_ref().unwrap(), &mean);
+    // With a test split too.
+    let (t, _) = create::build(&Options { test_percent: 10.0, ..o }).unwrap();
+    assert_eq!(t.test.as_ref().unwrap().counts(4), vec![2, 1, 1, 4]);
+    assert_eq!(t.val.as_ref().unwrap().counts(4), vec![5, 2, 3, 10]);
+    assert_eq!(t.train.counts(4), vec![13, 5, 8, 26]);
+}
+
+#[test]
+fn idx_keeps_mnist_split_unless_val_percent_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    make_idx(dir.path(), &[10, 10, 10], Some(4));
+    let (ds, _) = create::build(&opts(dir.path())).unwrap();
+    assert_eq!(ds.train.len(), 30);
+    let val = ds.val.as_ref().unwrap();
+    assert_eq!(val.counts(3), vec![4, 4, 4]);
+    assert!(val.sources.iter().all(|s| s.starts_with("t10k-images-idx3-ubyte#")));
+    let (ds, report) = create::build(&Options { val_percent: Some(20.0), ..opts(dir.path()) }).unwrap();
+    assert_eq!((ds.train.len(), ds.val.as_ref().unwrap().len()), (24, 6));
+    assert!(ds.val.as_ref().unwrap().sources.iter().all(|s| s.starts_with("train-")));
+    assert!(report.warnings.iter().any(|w| w.contains("not used")), "{:?}", report.warnings);
+    // --fraction and --val-fraction subset each class of each source.
+    let (ds, _) = create::build(&Options { fraction: Some(0.5), val_fraction: Some(0.5), ..opts(dir.path()) }).unwrap();
+    assert_eq!(ds.train.counts(3), vec![5, 5, 5]);
+    assert_eq!(ds.val.as_ref().unwrap().counts(3), vec![2, 2, 2]);
+    let (ds, _) = create::build(&Options { max_per_class: Some(3), ..opts(dir.path()) }).unwrap();
+    assert_eq!(ds.train.counts(3), vec![3, 3, 3]);
+}
+
+#[test]
+fn invert_doubles_training_and_inverts_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    make_idx(dir.path(), &[6, 6], Some(2));
+    let (plain, _) = create::build(&opts(dir.path())).unwrap();
+    let (inv, _) = create::build(&Options { augment: vec![Augment::Invert], ..opts(dir.path()) }).unwrap();
+    let n = plain.train.len();
+    assert_eq!(inv.train.len(), 2 * n);
+    assert_eq!(&inv.train.pixels[..n * 12], &plain.train.pixels[..]);
+    for i in 0..n {
+        let want: Vec<u8> = plain.train.image(i).iter().map(|p| 255 - p).collect();
+        assert_eq!(inv.train.image(n + i), &want[..]);
+        assert_eq!(inv.train.labels[n + i], plain.train.labels[i]);
+    }
+    // Validation is untouched; the info says what was done.
+    assert_eq!(inv.val, plain.val);
+    let aug = format!("{:?}", inv.info.get("augmentation").unwrap());
+    assert!(aug.contains("invert"), "{aug}");
+    // The mean of the union is 127.5 everywhere.
+    assert!(inv.mean.as_ref().unwrap().iter().all(|&m| m == 127.5));
+}
+
+#[test]
+fn written_dataset_reads_back_in_every_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    make_idx(dir.path(), &[5, 7, 9], Some(3));
+    for enc in [Encoding::Raw, Encoding::Gz, Encoding::Png] {
+        let out = dir.path().join(format!("ds-{enc:?}"));
+        let (made, _) = create::create(&opts(dir.path()), &out, enc, false).unwrap();
+        let read = data::open(&out).unwrap();
+        assert_eq!(read.train, made.train, "{enc:?}");
+        assert_eq!(read.val, made.val, "{enc:?}");
+        assert_eq!(read.labels, vec!["0", "1", "2"]);
+        assert_eq!(read.mean, made.mean);
+        assert_eq!(read.root, out);
+        assert_eq!(read.info.get("seed").and_then(|v| v.as_u64()), Some(0));
+        // No temporary folders are left behind.
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty());
+        // Not overwritten without force; replaced with it.
+        let err = create::create(&opts(dir.path()), &out, enc, false).unwrap_err();
+        assert!(format!("{err}").contains("already exists"));
+        create::create(&Options { seed: 3, ..opts(dir.path()) }, &out, enc, true).unwrap();
+        assert_eq!(data::open(&out).unwrap().info.get("seed").and_then(|v| v.as_u64()), Some(3));
+    }
+}
+
+#[test]
+fn open_refuses_incomplete_or_damaged_datasets() {
+    let dir = tempfile::tempdir().unwrap();
+    make_idx(dir.path(), &[5, 5], None);
+    let out = dir.path().join("ds");
+    create::create(&opts(dir.path()), &out, Encoding::Raw, false).unwrap();
+    let info = std::fs::read_to_string(out.join("info.yaml")).unwrap();
+    // Not marked complete.
+    std::fs::write(out.join("info.yaml"), info.replace("complete: true", "complete: false")).unwrap();
+    let msg = format!("{}", data::open(&out).unwrap_err());
+    assert!(msg.contains("info.yaml") && msg.contains("complete"), "{msg}");
+    // Truncated pixels.
+    std::fs::write(out.join("info.yaml"), &info).unwrap();
+    let px = std::fs::read(out.join("train.pixels")).unwrap();
+    std::fs::write(out.join("train.pixels"), &px[..px.len() - 5]).unwrap();
+    let msg = format!("{}", data::open(&out).unwrap_err());
+    assert!(msg.contains("train.pixels") && msg.contains("expected"), "{msg}");
+    // No info.yaml at all.
+    std::fs::remove_file(out.join("info.yaml")).unwrap();
+    let msg = format!("{}", data::open(&out).unwrap_err());
+    assert!(msg.contains("info.yaml"), "{msg}");
+}
+
+/// Class folders with odd names: spaces, non-ASCII, nested folders, upper-case extensions.
+fn make_folders(root: &Path, classes: &[(&str, usize)]) {
+    for (ci, (name, n)) in classes.iter().enumerate() {
+        let d = root.join(name);
+        std::fs::create_dir_all(d.join("nested deeper")).unwrap();
+        for i in 0..*n {
+            let v = (ci * 40 + i) as u8;
+            let img = ImageBuffer::from_fn(6, 4, |x, y| Luma([v.wrapping_add((x + y) as u8)]));
+            let p = if i % 3 == 2 { d.join("nested deeper").join(format!("im {i}.PNG")) } else { d.join(format!("im{i}.png")) };
+            img.save_with_format(&p, image::ImageFormat::Png).unwrap();
+        }
+    }
+}
+
+#[test]
+fn folders_with_odd_names_drop_small_classes_and_skip_bad_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    make_folders(&src, &[("cat five", 6), ("chien été", 9), ("rare", 1)]);
+    std::fs::write(src.join("cat five").join("corrupt.png"), b"not a png").unwrap();
+    std::fs::write(src.join("cat five").join("notes.txt"), b"ignored").unwrap();
+    let o = Options { src: src.clone(), height: 4, width: 6, val_percent: Some(0.0), ..Options::default() };
+    let (ds, report) = create::build(&o).unwrap();
+    assert_eq!(ds.labels, vec!["cat five", "chien été"]);
+    assert_eq!(report.dropped, vec![("rare".to_string(), 1)]);
+    assert_eq!(report.skipped.len(), 1);
+    assert!(report.skipped[0].0.ends_with("corrupt.png"), "{:?}", report.skipped);
+    assert_eq!(ds.train.counts(2), vec![6, 9]);
+    assert!(ds.val.is_none());
+    // --strict makes the bad image fatal, naming it.
+    let msg = format!("{}", create::build(&Options { strict: true, ..o.clone() }).unwrap_err());
+    assert!(msg.contains("corrupt.png"), "{msg}");
+    // Fewer than two classes is an error.
+    let msg = format!("{}", create::build(&Options { min_per_class: 7, ..o }).unwrap_err());
+    assert!(msg.contains("at least 2"), "{msg}");
+    // A folder of class folders opens directly, too.
+    std::fs::remove_file(src.join("cat five").join("corrupt.png")).unwrap();
+    let direct = data::open(&src).unwrap();
+    assert_eq!(direct.labels, vec!["cat five", "chien été", "rare"]);
+    assert_eq!((direct.channels, direct.height, direct.width), (1, 4, 6));
+    assert_eq!(direct.train.len(), 16);
+}
+
+#[test]
+fn export_then_create_gives_the_same_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    make_idx(dir.path(), &[6, 5, 7], Some(3));
+    let ds_path = dir.path().join("ds");
+    let (ds, _) = create::create(&opts(dir.path()), &ds_path, Encoding::Raw, false).unwrap();
+    let exported = dir.path().join("exported");
+    let n = data::show::export(&data::open(&ds_path).unwrap(), &exported).unwrap();
+    assert_eq!(n, 18 + 9);
+    assert!(exported.join("train").join("1").is_dir() && exported.join("val").join("2").is_dir());
+    let (again, _) = create::build(&Options { src: exported, ..opts(dir.path()) }).unwrap();
+    assert_eq!(again.labels, ds.labels);
+    assert_eq!(content(&again.train), content(&ds.train));
+    assert_eq!(content(again.val.as_ref().unwrap()), content(ds.val.as_ref().unwrap()));
+}
+
+#[test]
+fn list_files_are_read_relative_to_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("imgs");
+    make_folders(&src, &[("a", 4), ("b", 4)]);
+    let mut list = String::new();
+    for (c, name) in ["a", "b"].iter().enumerate() {
+        for i in [0, 1, 3] {
+            list.push_str(&format!("imgs/{name}/im{i}.png {c}\r\n"));
+        }
+        list.push_str(&format!("\nimgs/{name}/nested deeper/im 2.PNG {c}\n"));
+    }
+    let lf = dir.path().join("list.txt");
+    std::fs::write(&lf, &list).unwrap();
+    let (ds, _) = create::build(&Options { src: lf.clone(), height: 4, width: 6, val_percent: Some(25.0), ..Options::default() }).unwrap();
+    assert_eq!(ds.labels, vec!["0", "1"]);
+    assert_eq!(ds.train.counts(2), vec![3, 3]);
+    assert_eq!(ds.val.as_ref().unwrap().counts(2), vec![1, 1]);
+    std::fs::write(&lf, "imgs/a/im0.png\n").unwrap();
+    let msg = format!("{}", create::build(&Options { src: lf, ..Options::default() }).unwrap_err());
+    assert!(msg.contains("list.txt:1"), "{msg}");
+}
