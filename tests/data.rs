@@ -477,8 +477,18 @@ fn make_idx(dir: &Path, per_class: &[usize], test_per_class: Option<usize>) {
                 k += 1;
             }
         }
-        write_idx(&dir.join(format!("{prefix}-images-idx3-ubyte")), 2051, &[k, h, w], &px);
-        write_idx(&dir.join(format!("{prefix}-labels-idx1-ubyte")), 2049, &[k], &lb);
+        write_idx(
+            &dir.join(format!("{prefix}-images-idx3-ubyte")),
+            2051,
+            &[k, h, w],
+            &px,
+        );
+        write_idx(
+            &dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            2049,
+            &[k],
+            &lb,
+        );
     };
     write("train", per_class, 0);
     if let Some(t) = test_per_class {
@@ -487,12 +497,19 @@ fn make_idx(dir: &Path, per_class: &[usize], test_per_class: Option<usize>) {
 }
 
 fn opts(src: &Path) -> Options {
-    Options { src: src.to_path_buf(), height: 4, width: 3, ..Options::default() }
+    Options {
+        src: src.to_path_buf(),
+        height: 4,
+        width: 3,
+        ..Options::default()
+    }
 }
 
 /// (label, pixels, source) of every image, sorted: a split's content regardless of order.
 fn content(s: &data::Split) -> Vec<(u32, Vec<u8>)> {
-    let mut v: Vec<(u32, Vec<u8>)> = (0..s.len()).map(|i| (s.labels[i], s.image(i).to_vec())).collect();
+    let mut v: Vec<(u32, Vec<u8>)> = (0..s.len())
+        .map(|i| (s.labels[i], s.image(i).to_vec()))
+        .collect();
     v.sort();
     v
 }
@@ -501,7 +518,11 @@ fn content(s: &data::Split) -> Vec<(u32, Vec<u8>)> {
 fn split_is_stratified_and_reproducible() {
     let dir = tempfile::tempdir().unwrap();
     make_idx(dir.path(), &[20, 8, 12, 40], None);
-    let o = Options { val_percent: Some(25.0), seed: 5, ..opts(dir.path()) };
+    let o = Options {
+        val_percent: Some(25.0),
+        seed: 5,
+        ..opts(dir.path())
+    };
     let (a, _) = create::build(&o).unwrap();
     let val = a.val.as_ref().unwrap();
     assert_eq!(val.counts(4), vec![5, 2, 3, 10]);
@@ -515,14 +536,22 @@ fn split_is_stratified_and_reproducible() {
     let (b, _) = create::build(&o).unwrap();
     assert_eq!(a.train, b.train);
     assert_eq!(a.val, b.val);
-    let (c, _) = create::build(&Options { seed: 6, ..o.clone() }).unwrap();
+    let (c, _) = create::build(&Options {
+        seed: 6,
+        ..o.clone()
+    })
+    .unwrap();
     assert_ne!(c.val.as_ref().unwrap().sources, val.sources);
     assert_eq!(c.val.as_ref().unwrap().counts(4), vec![5, 2, 3, 10]);
     // The mean is over the training split only.
     let mean = create::mean_image(&a.train, 12);
     assert_eq!(a.mean.as_ref().unwrap(), &mean);
     // With a test split too.
-    let (t, _) = create::build(&Options { test_percent: 10.0, ..o }).unwrap();
+    let (t, _) = create::build(&Options {
+        test_percent: 10.0,
+        ..o
+    })
+    .unwrap();
     assert_eq!(t.test.as_ref().unwrap().counts(4), vec![2, 1, 1, 4]);
     assert_eq!(t.val.as_ref().unwrap().counts(4), vec![5, 2, 3, 10]);
     assert_eq!(t.train.counts(4), vec![13, 5, 8, 26]);
@@ -536,16 +565,42 @@ fn idx_keeps_mnist_split_unless_val_percent_is_given() {
     assert_eq!(ds.train.len(), 30);
     let val = ds.val.as_ref().unwrap();
     assert_eq!(val.counts(3), vec![4, 4, 4]);
-    assert!(val.sources.iter().all(|s| s.starts_with("t10k-images-idx3-ubyte#")));
-    let (ds, report) = create::build(&Options { val_percent: Some(20.0), ..opts(dir.path()) }).unwrap();
+    assert!(val
+        .sources
+        .iter()
+        .all(|s| s.starts_with("t10k-images-idx3-ubyte#")));
+    let (ds, report) = create::build(&Options {
+        val_percent: Some(20.0),
+        ..opts(dir.path())
+    })
+    .unwrap();
     assert_eq!((ds.train.len(), ds.val.as_ref().unwrap().len()), (24, 6));
-    assert!(ds.val.as_ref().unwrap().sources.iter().all(|s| s.starts_with("train-")));
-    assert!(report.warnings.iter().any(|w| w.contains("not used")), "{:?}", report.warnings);
+    assert!(ds
+        .val
+        .as_ref()
+        .unwrap()
+        .sources
+        .iter()
+        .all(|s| s.starts_with("train-")));
+    assert!(
+        report.warnings.iter().any(|w| w.contains("not used")),
+        "{:?}",
+        report.warnings
+    );
     // --fraction and --val-fraction subset each class of each source.
-    let (ds, _) = create::build(&Options { fraction: Some(0.5), val_fraction: Some(0.5), ..opts(dir.path()) }).unwrap();
+    let (ds, _) = create::build(&Options {
+        fraction: Some(0.5),
+        val_fraction: Some(0.5),
+        ..opts(dir.path())
+    })
+    .unwrap();
     assert_eq!(ds.train.counts(3), vec![5, 5, 5]);
     assert_eq!(ds.val.as_ref().unwrap().counts(3), vec![2, 2, 2]);
-    let (ds, _) = create::build(&Options { max_per_class: Some(3), ..opts(dir.path()) }).unwrap();
+    let (ds, _) = create::build(&Options {
+        max_per_class: Some(3),
+        ..opts(dir.path())
+    })
+    .unwrap();
     assert_eq!(ds.train.counts(3), vec![3, 3, 3]);
 }
 
@@ -554,7 +609,11 @@ fn invert_doubles_training_and_inverts_exactly() {
     let dir = tempfile::tempdir().unwrap();
     make_idx(dir.path(), &[6, 6], Some(2));
     let (plain, _) = create::build(&opts(dir.path())).unwrap();
-    let (inv, _) = create::build(&Options { augment: vec![Augment::Invert], ..opts(dir.path()) }).unwrap();
+    let (inv, _) = create::build(&Options {
+        augment: vec![Augment::Invert],
+        ..opts(dir.path())
+    })
+    .unwrap();
     let n = plain.train.len();
     assert_eq!(inv.train.len(), 2 * n);
     assert_eq!(&inv.train.pixels[..n * 12], &plain.train.pixels[..]);
@@ -595,8 +654,24 @@ fn written_dataset_reads_back_in_every_encoding() {
         // Not overwritten without force; replaced with it.
         let err = create::create(&opts(dir.path()), &out, enc, false).unwrap_err();
         assert!(format!("{err}").contains("already exists"));
-        create::create(&Options { seed: 3, ..opts(dir.path()) }, &out, enc, true).unwrap();
-        assert_eq!(data::open(&out).unwrap().info.get("seed").and_then(|v| v.as_u64()), Some(3));
+        create::create(
+            &Options {
+                seed: 3,
+                ..opts(dir.path())
+            },
+            &out,
+            enc,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            data::open(&out)
+                .unwrap()
+                .info
+                .get("seed")
+                .and_then(|v| v.as_u64()),
+            Some(3)
+        );
     }
 }
 
@@ -608,15 +683,25 @@ fn open_refuses_incomplete_or_damaged_datasets() {
     create::create(&opts(dir.path()), &out, Encoding::Raw, false).unwrap();
     let info = std::fs::read_to_string(out.join("info.yaml")).unwrap();
     // Not marked complete.
-    std::fs::write(out.join("info.yaml"), info.replace("complete: true", "complete: false")).unwrap();
+    std::fs::write(
+        out.join("info.yaml"),
+        info.replace("complete: true", "complete: false"),
+    )
+    .unwrap();
     let msg = format!("{}", data::open(&out).unwrap_err());
-    assert!(msg.contains("info.yaml") && msg.contains("complete"), "{msg}");
+    assert!(
+        msg.contains("info.yaml") && msg.contains("complete"),
+        "{msg}"
+    );
     // Truncated pixels.
     std::fs::write(out.join("info.yaml"), &info).unwrap();
     let px = std::fs::read(out.join("train.pixels")).unwrap();
     std::fs::write(out.join("train.pixels"), &px[..px.len() - 5]).unwrap();
     let msg = format!("{}", data::open(&out).unwrap_err());
-    assert!(msg.contains("train.pixels") && msg.contains("expected"), "{msg}");
+    assert!(
+        msg.contains("train.pixels") && msg.contains("expected"),
+        "{msg}"
+    );
     // No info.yaml at all.
     std::fs::remove_file(out.join("info.yaml")).unwrap();
     let msg = format!("{}", data::open(&out).unwrap_err());
@@ -631,7 +716,11 @@ fn make_folders(root: &Path, classes: &[(&str, usize)]) {
         for i in 0..*n {
             let v = (ci * 40 + i) as u8;
             let img = ImageBuffer::from_fn(6, 4, |x, y| Luma([v.wrapping_add((x + y) as u8)]));
-            let p = if i % 3 == 2 { d.join("nested deeper").join(format!("im {i}.PNG")) } else { d.join(format!("im{i}.png")) };
+            let p = if i % 3 == 2 {
+                d.join("nested deeper").join(format!("im {i}.PNG"))
+            } else {
+                d.join(format!("im{i}.png"))
+            };
             img.save_with_format(&p, image::ImageFormat::Png).unwrap();
         }
     }
@@ -644,19 +733,43 @@ fn folders_with_odd_names_drop_small_classes_and_skip_bad_images() {
     make_folders(&src, &[("cat five", 6), ("chien été", 9), ("rare", 1)]);
     std::fs::write(src.join("cat five").join("corrupt.png"), b"not a png").unwrap();
     std::fs::write(src.join("cat five").join("notes.txt"), b"ignored").unwrap();
-    let o = Options { src: src.clone(), height: 4, width: 6, val_percent: Some(0.0), ..Options::default() };
+    let o = Options {
+        src: src.clone(),
+        height: 4,
+        width: 6,
+        val_percent: Some(0.0),
+        ..Options::default()
+    };
     let (ds, report) = create::build(&o).unwrap();
     assert_eq!(ds.labels, vec!["cat five", "chien été"]);
     assert_eq!(report.dropped, vec![("rare".to_string(), 1)]);
     assert_eq!(report.skipped.len(), 1);
-    assert!(report.skipped[0].0.ends_with("corrupt.png"), "{:?}", report.skipped);
+    assert!(
+        report.skipped[0].0.ends_with("corrupt.png"),
+        "{:?}",
+        report.skipped
+    );
     assert_eq!(ds.train.counts(2), vec![6, 9]);
     assert!(ds.val.is_none());
     // --strict makes the bad image fatal, naming it.
-    let msg = format!("{}", create::build(&Options { strict: true, ..o.clone() }).unwrap_err());
+    let msg = format!(
+        "{}",
+        create::build(&Options {
+            strict: true,
+            ..o.clone()
+        })
+        .unwrap_err()
+    );
     assert!(msg.contains("corrupt.png"), "{msg}");
     // Fewer than two classes is an error.
-    let msg = format!("{}", create::build(&Options { min_per_class: 7, ..o }).unwrap_err());
+    let msg = format!(
+        "{}",
+        create::build(&Options {
+            min_per_class: 7,
+            ..o
+        })
+        .unwrap_err()
+    );
     assert!(msg.contains("at least 2"), "{msg}");
     // A folder of class folders opens directly, too.
     std::fs::remove_file(src.join("cat five").join("corrupt.png")).unwrap();
@@ -676,10 +789,17 @@ fn export_then_create_gives_the_same_pixels() {
     let n = data::show::export(&data::open(&ds_path).unwrap(), &exported).unwrap();
     assert_eq!(n, 18 + 9);
     assert!(exported.join("train").join("1").is_dir() && exported.join("val").join("2").is_dir());
-    let (again, _) = create::build(&Options { src: exported, ..opts(dir.path()) }).unwrap();
+    let (again, _) = create::build(&Options {
+        src: exported,
+        ..opts(dir.path())
+    })
+    .unwrap();
     assert_eq!(again.labels, ds.labels);
     assert_eq!(content(&again.train), content(&ds.train));
-    assert_eq!(content(again.val.as_ref().unwrap()), content(ds.val.as_ref().unwrap()));
+    assert_eq!(
+        content(again.val.as_ref().unwrap()),
+        content(ds.val.as_ref().unwrap())
+    );
 }
 
 #[test]
@@ -696,11 +816,183 @@ fn list_files_are_read_relative_to_the_list() {
     }
     let lf = dir.path().join("list.txt");
     std::fs::write(&lf, &list).unwrap();
-    let (ds, _) = create::build(&Options { src: lf.clone(), height: 4, width: 6, val_percent: Some(25.0), ..Options::default() }).unwrap();
+    let (ds, _) = create::build(&Options {
+        src: lf.clone(),
+        height: 4,
+        width: 6,
+        val_percent: Some(25.0),
+        ..Options::default()
+    })
+    .unwrap();
     assert_eq!(ds.labels, vec!["0", "1"]);
     assert_eq!(ds.train.counts(2), vec![3, 3]);
     assert_eq!(ds.val.as_ref().unwrap().counts(2), vec![1, 1]);
     std::fs::write(&lf, "imgs/a/im0.png\n").unwrap();
-    let msg = format!("{}", create::build(&Options { src: lf, ..Options::default() }).unwrap_err());
+    let msg = format!(
+        "{}",
+        create::build(&Options {
+            src: lf,
+            ..Options::default()
+        })
+        .unwrap_err()
+    );
     assert!(msg.contains("list.txt:1"), "{msg}");
+}
+
+// ---------------------------------------------------------------- the command line
+
+fn netc(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn total_line(out: &str) -> Vec<&str> {
+    out.lines()
+        .find(|l| l.starts_with("total"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn cli_create_show_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("mnist");
+    std::fs::create_dir(&src).unwrap();
+    make_idx(&src, &[6, 6, 6], Some(2));
+    let ds = dir.path().join("ds");
+    let (code, out, err) = netc(&[
+        "data",
+        "create",
+        s(&src),
+        "--out",
+        s(&ds),
+        "--size",
+        "4x3",
+        "--augment",
+        "invert",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("3 classes, 4x3 pixels, 1 channel, resize squash"),
+        "{out}"
+    );
+    assert_eq!(total_line(&out), vec!["total", "36", "6"], "{out}");
+    assert!(out.contains("augmentation: invert"), "{out}");
+    // Not overwritten without --force: exit 2, and the message says what to do.
+    let (code, _, err) = netc(&["data", "create", s(&src), "--out", s(&ds), "--size", "4x3"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+    let (code, _, err) = netc(&[
+        "data",
+        "create",
+        s(&src),
+        "--out",
+        s(&ds),
+        "--size",
+        "4x3",
+        "--force",
+    ]);
+    assert_eq!(code, 0, "{err}");
+
+    let shown = dir.path().join("shown");
+    let (code, out, err) = netc(&["data", "show", s(&ds), "--out", s(&shown), "--samples", "3"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("3 classes"), "{out}");
+    assert_eq!(total_line(&out), vec!["total", "18", "6"], "{out}");
+    let grid = image::open(shown.join("samples-train.png")).unwrap();
+    assert_eq!(
+        (grid.width(), grid.height()),
+        (3 * (3 + 2) + 2, 3 * (4 + 2) + 2)
+    );
+    let mean = image::open(shown.join("mean.png")).unwrap();
+    assert_eq!((mean.width(), mean.height()), (3, 4));
+    assert!(shown.join("samples-val.png").is_file());
+
+    let exported = dir.path().join("exported");
+    let (code, out, err) = netc(&["data", "export", s(&ds), "--out", s(&exported)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("wrote 24 PNG files"), "{out}");
+    let n = std::fs::read_dir(exported.join("train").join("2"))
+        .unwrap()
+        .count();
+    assert_eq!(n, 6);
+    let (code, _, err) = netc(&["data", "export", s(&ds), "--out", s(&exported)]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn cli_bad_input_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("imgs");
+    make_folders(&src, &[("only", 5)]);
+    let out = dir.path().join("ds");
+    // One class: a problem with the data, exit 1.
+    let (code, _, err) = netc(&["data", "create", s(&src), "--out", s(&out), "--size", "4x6"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("at least 2"), "{err}");
+    assert!(!out.exists());
+    // An unreadable image is listed and skipped; --strict makes it fatal.
+    make_folders(&src, &[("second", 4)]);
+    std::fs::write(src.join("second").join("bad.jpg"), b"garbage").unwrap();
+    let (code, stdout, err) = netc(&["data", "create", s(&src), "--out", s(&out), "--size", "4x6"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("bad.jpg"), "{err}");
+    assert!(stdout.contains("skipped: 1 unreadable image"), "{stdout}");
+    let (code, _, err) = netc(&[
+        "data",
+        "create",
+        s(&src),
+        "--out",
+        s(&dir.path().join("ds2")),
+        "--size",
+        "4x6",
+        "--strict",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("bad.jpg"), "{err}");
+    // Usage errors exit 2.
+    let (code, _, err) = netc(&[
+        "data",
+        "create",
+        s(&src),
+        "--out",
+        s(&out),
+        "--size",
+        "4by6",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("HEIGHTxWIDTH"), "{err}");
+    let (code, _, err) = netc(&["data", "show", s(&dir.path().join("nowhere"))]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("nowhere") && err.contains("does not exist"),
+        "{err}"
+    );
+    // A corrupt IDX file: exit 1, naming the file.
+    let m = dir.path().join("m");
+    std::fs::create_dir(&m).unwrap();
+    make_idx(&m, &[3, 3], None);
+    let f = m.join("train-images-idx3-ubyte");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() - 1]).unwrap();
+    let (code, _, err) = netc(&["data", "show", s(&m), "--out", s(&dir.path().join("x"))]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("train-images-idx3-ubyte") && err.contains("truncated"),
+        "{err}"
+    );
 }

@@ -245,8 +245,10 @@ fn default_show_dir(dataset: &Path) -> PathBuf {
 }
 
 fn run_show(a: ShowArgs) -> CmdResult {
+    let start = std::time::Instant::now();
     let ds = data::open(&a.dataset)?;
-    println!("dataset {}", a.dataset.display());
+    let took = start.elapsed().as_secs_f64();
+    println!("dataset {} (loaded in {took:.3} s)", a.dataset.display());
     if let Some(src) = ds.info.get("source").and_then(|v| v.as_str()) {
         println!("source: {src}");
     }
