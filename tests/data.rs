@@ -996,3 +996,32 @@ fn cli_bad_input_exits() {
         "{err}"
     );
 }
+
+#[test]
+fn separate_validation_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tr, va) = (dir.path().join("tr"), dir.path().join("va"));
+    make_folders(&tr, &[("a", 5), ("b", 6)]);
+    make_folders(&va, &[("a", 2), ("b", 3)]);
+    let o = Options {
+        src: tr,
+        val_src: Some(va.clone()),
+        height: 4,
+        width: 6,
+        ..Options::default()
+    };
+    let (ds, _) = create::build(&o).unwrap();
+    assert_eq!(ds.train.counts(2), vec![5, 6]);
+    assert_eq!(ds.val.as_ref().unwrap().counts(2), vec![2, 3]);
+    assert!(ds
+        .val
+        .as_ref()
+        .unwrap()
+        .sources
+        .iter()
+        .all(|s| s.starts_with(va.to_str().unwrap())));
+    // A class the training source lacks.
+    make_folders(&va, &[("zebra", 2)]);
+    let msg = format!("{}", create::build(&o).unwrap_err());
+    assert!(msg.contains("zebra"), "{msg}");
+}

@@ -667,3 +667,54 @@ pub fn utc_now() -> String {
         rem % 60
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_now_is_iso8601() {
+        let t = utc_now();
+        assert_eq!(t.len(), 20, "{t}");
+        assert!(
+            t.ends_with('Z') && &t[4..5] == "-" && &t[10..11] == "T",
+            "{t}"
+        );
+        let year: i32 = t[..4].parse().unwrap();
+        assert!(year >= 2024, "{t}");
+    }
+
+    #[test]
+    fn fractions_are_stratified_and_keep_one() {
+        let e = |label| Entry {
+            item: Item::File(PathBuf::new()),
+            label,
+            source: String::new(),
+            pixels: vec![],
+        };
+        let mut groups = vec![
+            (0..10).map(|_| e(0)).collect::<Vec<_>>(),
+            vec![e(1)],
+            vec![],
+        ];
+        keep_fraction(&mut groups, 0.25);
+        assert_eq!(
+            groups.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![3, 1, 0]
+        );
+    }
+
+    #[test]
+    fn mean_and_invert() {
+        let mut s = Split {
+            pixels: vec![0, 10, 200, 30],
+            labels: vec![0, 1],
+            sources: vec!["a".into(), "b".into()],
+        };
+        assert_eq!(mean_image(&s, 2), vec![100.0, 20.0]);
+        invert_union(&mut s);
+        assert_eq!(s.pixels, vec![0, 10, 200, 30, 255, 245, 55, 225]);
+        assert_eq!(s.labels, vec![0, 1, 0, 1]);
+        assert_eq!(s.sources[3], "b (inverted)");
+    }
+}

@@ -197,3 +197,35 @@ pub fn open(dir: &Path) -> miette::Result<Dataset> {
     ds.root = dir.to_path_buf();
     Ok(ds)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_extensions_in_any_case() {
+        for n in [
+            "a.png", "b.JPG", "c.Jpeg", "d.BMP", "e.ppm", "f.pgm", "g.gif", "h.TIF", "i.webp",
+        ] {
+            assert!(is_image(Path::new(n)), "{n}");
+        }
+        for n in ["a.txt", "b", "c.png.bak", "labels.tsv"] {
+            assert!(!is_image(Path::new(n)), "{n}");
+        }
+    }
+
+    #[test]
+    fn layout_finds_train_and_val() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("train/a")).unwrap();
+        std::fs::create_dir_all(d.path().join("val/a")).unwrap();
+        let l = layout(d.path());
+        assert_eq!(l.train, d.path().join("train"));
+        assert_eq!(l.val, Some(d.path().join("val")));
+        assert_eq!(l.test, None);
+        // A class that happens to be called `train` among others: flat.
+        std::fs::create_dir_all(d.path().join("other")).unwrap();
+        let l = layout(d.path());
+        assert_eq!((l.train.as_path(), l.val), (d.path(), None));
+    }
+}
