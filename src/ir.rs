@@ -2,11 +2,13 @@
 //! carrying its inferred shape. Built by [`build`], which also runs validation and shape
 //! inference and names the layer each problem belongs to.
 
+use std::collections::{HashMap, HashSet};
+
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::diag::Diagnostic;
-use crate::layers::{Layer, Shape, ShapeCtx};
-use crate::spec::{NetSpec, NetState};
+use crate::diag::{Diagnostic, Severity};
+use crate::layers::{self, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
+use crate::spec::{LayerSpec, NetSpec, NetState, Phase, Span};
 
 /// Index into [`NetIr::blobs`]. Blobs are in SSA form: an in-place layer (`top` equal to
 /// its `bottom`) produces a new blob id with the same name, so every id has exactly one
@@ -43,15 +45,670 @@ pub struct NetIr {
     /// Layers as nodes (weights: layer index), blobs as edges (weights: blob id).
     pub graph: DiGraph<usize, BlobId>,
     pub nodes: Vec<NodeIndex>,
+    /// Bottoms no earlier layer produces (only in an IR built by [`build_partial`] from a
+    /// spec with errors): (layer index, blob name). They are not in `bottoms`.
+    pub dangling: Vec<(usize, String)>,
+}
+
+impl NetIr {
+    /// Shapes of layer `i`'s bottoms, when all are known.
+    pub fn bottom_shapes(&self, i: usize) -> Option<Vec<Shape>> {
+        self.layers[i]
+            .bottoms
+            .iter()
+            .map(|&b| self.blobs[b].shape.clone())
+            .collect()
+    }
+    /// Shapes of layer `i`'s tops, when all are known.
+    pub fn top_shapes(&self, i: usize) -> Option<Vec<Shape>> {
+        self.layers[i]
+            .tops
+            .iter()
+            .map(|&b| self.blobs[b].shape.clone())
+            .collect()
+    }
+    /// Learned parameters of layer `i` (element count), when its bottoms' shapes are known.
+    pub fn params(&self, i: usize, ctx: &ShapeCtx) -> Option<u64> {
+        let bottoms = self.bottom_shapes(i)?;
+        if self.layers[i]
+            .tops
+            .iter()
+            .any(|&t| self.blobs[t].shape.is_none())
+        {
+            return None;
+        }
+        let shapes = self.layers[i].layer.param_shapes(&bottoms, ctx);
+        Some(
+            shapes
+                .iter()
+                .map(|s| s.iter().product::<usize>() as u64)
+                .sum(),
+        )
+    }
+    /// Multiply-accumulates per sample of layer `i`, when its shapes are known.
+    pub fn macs(&self, i: usize) -> Option<u64> {
+        let bottoms = self.bottom_shapes(i)?;
+        let tops = self.top_shapes(i)?;
+        Some(self.layers[i].layer.macs(&bottoms, &tops))
+    }
+}
+
+/// The phases `check` looks at, with the names the CLI uses for them.
+pub fn phases() -> [(&'static str, NetState); 3] {
+    [
+        ("train", NetState::train()),
+        ("test", NetState::val()),
+        ("deploy", NetState::deploy()),
+    ]
+}
+
+/// The state for a CLI phase name (`train`, `test`/`val`, `deploy`).
+pub fn state_named(name: &str) -> Option<NetState> {
+    match name.to_ascii_lowercase().as_str() {
+        "train" => Some(NetState::train()),
+        "test" | "val" => Some(NetState::val()),
+        "deploy" => Some(NetState::deploy()),
+        _ => None,
+    }
 }
 
 /// Builds and checks the net `spec` holds for `state`. Returns the IR when there was no
 /// error (warnings may be present), and every diagnostic found either way.
 pub fn build(spec: &NetSpec, state: &NetState, ctx: &ShapeCtx) -> (Option<NetIr>, Vec<Diagnostic>) {
-    let _ = (spec, state, ctx);
-    unimplemented_front_end()
+    let (ir, diags) = build_partial(spec, state, ctx);
+    if diags.iter().any(|d| d.severity == Severity::Error) {
+        (None, diags)
+    } else {
+        (Some(ir), diags)
+    }
 }
 
-fn unimplemented_front_end() -> (Option<NetIr>, Vec<Diagnostic>) {
-    (None, Vec::new())
+/// Checks every phase of `spec` (train, test, deploy) and merges diagnostics that repeat
+/// across phases. Returns the (possibly partial) IR of each phase.
+pub fn check_all(spec: &NetSpec, ctx: &ShapeCtx) -> (Vec<(&'static str, NetIr)>, Vec<Diagnostic>) {
+    let mut irs = Vec::new();
+    let mut all: Vec<Diagnostic> = Vec::new();
+    let mut seen = HashSet::new();
+    for (name, state) in phases() {
+        let (ir, diags) = build_partial(spec, &state, ctx);
+        for d in diags {
+            let key = (d.code, d.message.clone(), d.labels.clone());
+            if seen.insert(key) {
+                all.push(d);
+            }
+        }
+        irs.push((name, ir));
+    }
+    all.sort_by_key(|d| d.labels.first().map(|l| l.0.start).unwrap_or(usize::MAX));
+    (irs, all)
+}
+
+/// Like [`build`], but always returns an IR holding everything that could be built
+/// (unknown types and layers with parameter errors become opaque layers without shapes;
+/// bottoms nobody produces are listed in [`NetIr::dangling`]), for drawing a spec with
+/// errors.
+pub fn build_partial(spec: &NetSpec, state: &NetState, ctx: &ShapeCtx) -> (NetIr, Vec<Diagnostic>) {
+    let mut b = Builder {
+        spec,
+        state,
+        ctx,
+        diags: Vec::new(),
+        ir: NetIr {
+            state: state.clone(),
+            layers: Vec::new(),
+            blobs: Vec::new(),
+            graph: DiGraph::new(),
+            nodes: Vec::new(),
+            dangling: Vec::new(),
+        },
+        available: HashMap::new(),
+    };
+    b.run();
+    (b.ir, b.diags)
+}
+
+struct Builder<'a> {
+    spec: &'a NetSpec,
+    state: &'a NetState,
+    ctx: &'a ShapeCtx,
+    diags: Vec<Diagnostic>,
+    ir: NetIr,
+    /// Blob name → the latest blob of that name, with the top span that made it.
+    available: HashMap<String, (BlobId, Span)>,
+}
+
+fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Train => "TRAIN",
+        Phase::Test => "TEST",
+    }
+}
+
+/// The closest of `candidates` to `word` by edit distance, if close enough to suggest.
+pub fn did_you_mean<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
+    let lower = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| {
+            let d = strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase());
+            (d, c)
+        })
+        .filter(|&(d, c)| {
+            d <= (c.len().max(word.len()) / 3).max(1) || lower == c.to_ascii_lowercase()
+        })
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
+
+impl Builder<'_> {
+    fn diag(
+        &mut self,
+        severity: Severity,
+        code: &'static str,
+        message: String,
+        labels: Vec<(Span, String)>,
+        help: Option<String>,
+    ) {
+        self.diags.push(Diagnostic {
+            severity,
+            code,
+            message,
+            labels,
+            help,
+            source: Some(self.spec.source.clone()),
+        });
+    }
+    fn error(
+        &mut self,
+        code: &'static str,
+        message: String,
+        labels: Vec<(Span, String)>,
+        help: Option<String>,
+    ) {
+        self.diag(Severity::Error, code, message, labels, help);
+    }
+
+    fn line_of(&self, offset: usize) -> usize {
+        let text = &self.spec.source.text;
+        text[..offset.min(text.len())].matches('\n').count() + 1
+    }
+
+    fn run(&mut self) {
+        let spec = self.spec;
+        let state = self.state;
+        let phase = phase_name(state.phase);
+        let active: Vec<usize> = (0..spec.layers.len())
+            .filter(|&i| spec.layers[i].included_in(state))
+            .collect();
+
+        // Rules that hold whatever the phase, reported once per phase and merged later.
+        for &i in &active {
+            let l = &spec.layers[i];
+            if !l.include.is_empty() && !l.exclude.is_empty() {
+                self.error(
+                    "netc::include_and_exclude",
+                    format!("layer `{}` has both include and exclude rules", l.name),
+                    vec![(l.exclude[0].span.clone(), "exclude given here".into()), (l.include[0].span.clone(), "include given here".into())],
+                    Some("Caffe allows one or the other: keep the include rules, or the exclude rules".into()),
+                );
+            }
+        }
+
+        // Duplicate names within the phase.
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        for &i in &active {
+            let l = &spec.layers[i];
+            if let Some(&first) = names.get(l.name.as_str()) {
+                let f = &spec.layers[first];
+                self.error(
+                    "netc::duplicate_name",
+                    format!("two layers are named `{}` in the {phase} phase", l.name),
+                    vec![(l.name_span.clone(), "second layer with this name".into()), (f.name_span.clone(), "first one".into())],
+                    Some("rename one of them, or keep them in different phases with include { phase: ... }".into()),
+                );
+            } else {
+                names.insert(&l.name, i);
+            }
+        }
+
+        let cycle_members = self.find_cycles(&active);
+
+        for &i in &active {
+            self.add_layer(i, &cycle_members);
+        }
+
+        // The graph: nodes are layers, edges follow blobs from producer to consumer.
+        for li in 0..self.ir.layers.len() {
+            let n = self.ir.graph.add_node(li);
+            self.ir.nodes.push(n);
+        }
+        for li in 0..self.ir.layers.len() {
+            for &b in &self.ir.layers[li].bottoms {
+                let p = self.ir.blobs[b].producer;
+                self.ir
+                    .graph
+                    .add_edge(self.ir.nodes[p], self.ir.nodes[li], b);
+            }
+        }
+    }
+
+    /// Layers that take part in a cycle of forward references, reported as one error per
+    /// cycle. Returns the spec indices in cycles.
+    fn find_cycles(&mut self, active: &[usize]) -> HashSet<usize> {
+        let spec = self.spec;
+        let mut g: DiGraph<usize, ()> = DiGraph::new();
+        let nodes: Vec<NodeIndex> = active.iter().map(|&i| g.add_node(i)).collect();
+        for (ci, &i) in active.iter().enumerate() {
+            for b in &spec.layers[i].bottoms {
+                let producers: Vec<usize> = (0..active.len())
+                    .filter(|&pi| spec.layers[active[pi]].tops.contains(b))
+                    .collect();
+                // A consumer reads the latest earlier producer; only when there is none
+                // can a later one be meant, and that is where cycles come from.
+                if producers.iter().any(|&pi| pi < ci) {
+                    continue;
+                }
+                for pi in producers {
+                    g.add_edge(nodes[pi], nodes[ci], ());
+                }
+            }
+        }
+        let mut members = HashSet::new();
+        for scc in petgraph::algo::tarjan_scc(&g) {
+            let self_loop = scc.len() == 1 && g.contains_edge(scc[0], scc[0]);
+            if scc.len() < 2 && !self_loop {
+                continue;
+            }
+            let mut idx: Vec<usize> = scc.iter().map(|&n| g[n]).collect();
+            idx.sort_unstable();
+            members.extend(idx.iter().copied());
+            let path: Vec<String> = idx
+                .iter()
+                .chain(idx.first())
+                .map(|&i| format!("`{}`", spec.layers[i].name))
+                .collect();
+            let labels = idx
+                .iter()
+                .enumerate()
+                .map(|(k, &i)| {
+                    (
+                        spec.layers[i].name_span.clone(),
+                        if k == 0 {
+                            "this layer depends on itself".to_string()
+                        } else {
+                            "part of the cycle".to_string()
+                        },
+                    )
+                })
+                .collect();
+            self.error(
+                "netc::cycle",
+                format!("layers {} form a cycle", path.join(" → ")),
+                labels,
+                Some("a net is a directed acyclic graph: make one of these layers read a blob produced before it".into()),
+            );
+        }
+        members
+    }
+
+    fn add_layer(&mut self, si: usize, cycle_members: &HashSet<usize>) {
+        let spec = self.spec;
+        let l: &LayerSpec = &spec.layers[si];
+        let li = self.ir.layers.len();
+        let ty = layers::lookup(&l.ty);
+        if ty.is_none() {
+            let help = match did_you_mean(&l.ty, layers::type_names()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "see `netc check --help` for the layer types netc knows".to_string(),
+            };
+            self.error(
+                "netc::unknown_layer_type",
+                format!("unknown layer type `{}` (layer `{}`)", l.ty, l.name),
+                vec![(l.type_span.clone(), "unknown type".into())],
+                Some(help),
+            );
+        }
+
+        if let Some(t) = ty {
+            self.check_arity(l, t);
+        }
+
+        // Bottoms.
+        let mut bottoms = Vec::new();
+        for (k, b) in l.bottoms.iter().enumerate() {
+            let span = l
+                .bottom_spans
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| l.span.clone());
+            if let Some((id, _)) = self.available.get(b) {
+                bottoms.push(*id);
+                continue;
+            }
+            if self.state.stages.iter().any(|s| s == "deploy") {
+                if let Some(id) = self.implicit_input(b) {
+                    bottoms.push(id);
+                    continue;
+                }
+            }
+            self.ir.dangling.push((li, b.clone()));
+            if cycle_members.contains(&si) {
+                continue;
+            }
+            let help = self.missing_bottom_help(si, b);
+            self.error(
+                "netc::missing_bottom",
+                format!("bottom `{b}` of layer `{}` is not produced by any earlier layer in the {} phase", l.name, phase_name(self.state.phase)),
+                vec![(span, "no layer before this one produces it".into())],
+                Some(help),
+            );
+        }
+
+        // Tops (SSA: every top is a new blob).
+        let mut tops = Vec::new();
+        let mut in_place = false;
+        for (k, t) in l.tops.iter().enumerate() {
+            let span = l
+                .top_spans
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| l.span.clone());
+            let same_pos = l.bottoms.get(k) == Some(t);
+            if same_pos && self.available.contains_key(t) {
+                in_place = true;
+                if let Some(ty) = ty {
+                    if !ty.in_place {
+                        self.error(
+                            "netc::not_in_place",
+                            format!("layer `{}` ({}) cannot run in place", l.name, ty.name),
+                            vec![(
+                                span.clone(),
+                                format!("top `{t}` is also this layer's bottom"),
+                            )],
+                            Some(format!("give the top a new name, e.g. top: \"{}\"", l.name)),
+                        );
+                    }
+                }
+            } else if let Some((id, first)) = self.available.get(t).cloned() {
+                let pname = self.ir.layers[self.ir.blobs[id].producer].name.clone();
+                self.error(
+                    "netc::duplicate_top",
+                    format!("top `{t}` of layer `{}` is already produced by layer `{pname}`", l.name),
+                    vec![(span.clone(), "produced again here".into()), (first, format!("first produced here, by `{pname}`"))],
+                    Some("give one of the tops another name (a layer works in place only when its top equals the bottom at the same position)".into()),
+                );
+            }
+            let id = self.ir.blobs.len();
+            self.ir.blobs.push(IrBlob {
+                name: t.clone(),
+                shape: None,
+                producer: li,
+            });
+            tops.push(id);
+            self.available.insert(t.clone(), (id, span));
+        }
+
+        // Parameters.
+        let layer: Box<dyn Layer> = match ty {
+            Some(t) => match (t.build)(l) {
+                Ok(layer) => layer,
+                Err(e) => {
+                    self.layer_error("netc::layer_param", l, e);
+                    Box::new(Opaque)
+                }
+            },
+            None => Box::new(Opaque),
+        };
+
+        // Shapes.
+        let bottom_shapes: Option<Vec<Shape>> = bottoms
+            .iter()
+            .map(|&b| self.ir.blobs[b].shape.clone())
+            .collect();
+        let complete = bottoms.len() == l.bottoms.len();
+        if let (Some(t), Some(shapes), true) = (ty, bottom_shapes, complete) {
+            if t.name == "InnerProduct" && !has_num_output(l) && self.ctx.num_classes.is_none() {
+                self.diag(
+                    Severity::Warning,
+                    "netc::num_output_from_dataset",
+                    format!("layer `{}` has no num_output: it takes the dataset's class count when trained", l.name),
+                    vec![(l.name_span.clone(), "num_output left to the dataset".into())],
+                    Some("set inner_product_param { num_output: N } to see its shapes here".into()),
+                );
+            } else if !std::ptr::eq(layer.ty(), &OPAQUE) {
+                match layer.shapes(&shapes, self.ctx) {
+                    Ok(out) => {
+                        for (&id, s) in tops.iter().zip(out) {
+                            self.ir.blobs[id].shape = Some(s);
+                        }
+                    }
+                    Err(e) if unknown_shapes(t, self.ctx) => {
+                        let msg = format!(
+                            "the shapes of `{}` ({}) are not known: {}",
+                            l.name, t.name, e.message
+                        );
+                        let span = e.span.clone().unwrap_or_else(|| l.type_span.clone());
+                        self.diag(
+                            Severity::Warning,
+                            "netc::unknown_shape",
+                            msg,
+                            vec![(span, "shapes unknown from here on".into())],
+                            e.help,
+                        );
+                    }
+                    Err(e) => self.layer_error("netc::shape", l, e),
+                }
+            }
+        }
+
+        self.ir.layers.push(IrLayer {
+            spec_index: si,
+            name: l.name.clone(),
+            layer,
+            bottoms,
+            tops,
+            in_place,
+        });
+    }
+
+    fn layer_error(&mut self, code: &'static str, l: &LayerSpec, e: LayerError) {
+        let span = e.span.clone().unwrap_or_else(|| l.name_span.clone());
+        let label = if e.span.is_some() {
+            "here".to_string()
+        } else {
+            format!("in layer `{}`", l.name)
+        };
+        self.error(
+            code,
+            format!("layer `{}` ({}): {}", l.name, l.ty, e.message),
+            vec![(span, label)],
+            e.help,
+        );
+    }
+
+    fn check_arity(&mut self, l: &LayerSpec, t: &LayerType) {
+        for (what, arity, n, spans) in [
+            ("bottom", t.bottoms, l.bottoms.len(), &l.bottom_spans),
+            ("top", t.tops, l.tops.len(), &l.top_spans),
+        ] {
+            if arity.allows(n) {
+                continue;
+            }
+            let label_span = match arity {
+                Arity::Exactly(k) | Arity::Range(_, k) if n > k => spans.get(k).cloned(),
+                _ => None,
+            }
+            .unwrap_or_else(|| l.type_span.clone());
+            self.error(
+                if what == "bottom" {
+                    "netc::bottom_count"
+                } else {
+                    "netc::top_count"
+                },
+                format!(
+                    "layer `{}` ({}) takes {arity} {what}{}, but has {n}",
+                    l.name,
+                    t.name,
+                    plural(arity)
+                ),
+                vec![(
+                    label_span,
+                    format!("{n} {what}{} given", if n == 1 { "" } else { "s" }),
+                )],
+                Some(format!("give it {arity} `{what}:` field{}", plural(arity))),
+            );
+        }
+    }
+
+    /// DIGITS builds its deploy net without the data layers and feeds their tops as
+    /// inputs: when `name` is produced by a data layer of another phase, add that layer.
+    fn implicit_input(&mut self, name: &str) -> Option<BlobId> {
+        let spec = self.spec;
+        let si = spec.layers.iter().position(|l| {
+            l.tops.iter().any(|t| t == name)
+                && layers::lookup(&l.ty).is_some_and(|t| t.kind == Kind::Data)
+                && l.included_in(&NetState::val())
+        })?;
+        let l = &spec.layers[si];
+        let t = layers::lookup(&l.ty)?;
+        let layer = (t.build)(l).ok()?;
+        let shapes = layer.shapes(&[], self.ctx).ok();
+        let li = self.ir.layers.len();
+        let mut tops = Vec::new();
+        for (k, top) in l.tops.iter().enumerate() {
+            let id = self.ir.blobs.len();
+            let shape = shapes.as_ref().and_then(|s| s.get(k).cloned());
+            self.ir.blobs.push(IrBlob {
+                name: top.clone(),
+                shape,
+                producer: li,
+            });
+            let span = l
+                .top_spans
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| l.span.clone());
+            self.available.insert(top.clone(), (id, span));
+            tops.push(id);
+        }
+        self.ir.layers.push(IrLayer {
+            spec_index: si,
+            name: l.name.clone(),
+            layer,
+            bottoms: Vec::new(),
+            tops,
+            in_place: false,
+        });
+        self.available.get(name).map(|(id, _)| *id)
+    }
+
+    fn missing_bottom_help(&self, si: usize, b: &str) -> String {
+        let spec = self.spec;
+        let state = self.state;
+        let phase = phase_name(state.phase);
+        let producers: Vec<usize> = (0..spec.layers.len())
+            .filter(|&j| spec.layers[j].tops.iter().any(|t| t == b))
+            .collect();
+        // Produced later in this phase.
+        if let Some(&j) = producers
+            .iter()
+            .find(|&&j| j > si && spec.layers[j].included_in(state))
+        {
+            return format!(
+                "layer `{}` (line {}) produces `{b}`, but only later: layers run in file order, so move it above this one",
+                spec.layers[j].name,
+                self.line_of(spec.layers[j].span.start)
+            );
+        }
+        // Produced only in other phases.
+        if let Some(&j) = producers
+            .iter()
+            .find(|&&j| !spec.layers[j].included_in(state))
+        {
+            let p = &spec.layers[j];
+            let rule = p.include.first().map(|r| {
+                spec.source
+                    .text
+                    .get(r.span.clone())
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            });
+            let other = match state.phase {
+                Phase::Train => "TEST",
+                Phase::Test => "TRAIN",
+            };
+            return match rule {
+                Some(r) if !r.is_empty() && !r.contains("phase") => format!(
+                    "`{b}` comes from layer `{}`, which is not in this net; give this layer the same rule: {r}",
+                    p.name
+                ),
+                _ => format!(
+                    "`{b}` comes from layer `{}`, which is only in the {other} phase; exclude this layer from the {phase} phase with include {{ phase: {other} }}",
+                    p.name
+                ),
+            };
+        }
+        let names: Vec<&str> = self.available.keys().map(|s| s.as_str()).collect();
+        match did_you_mean(b, names) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("add a layer with top: \"{b}\" above this one"),
+        }
+    }
+}
+
+use crate::layers::Arity;
+
+fn plural(a: Arity) -> &'static str {
+    match a {
+        Arity::Exactly(1) => "",
+        _ => "s",
+    }
+}
+
+fn has_num_output(l: &LayerSpec) -> bool {
+    l.msg
+        .msg("inner_product_param")
+        .is_some_and(|m| m.has("num_output"))
+}
+
+/// Types whose output shapes netc cannot always know from the spec alone: shape
+/// failures there are warnings, and later shapes stay unknown.
+fn unknown_shapes(t: &LayerType, ctx: &ShapeCtx) -> bool {
+    layers::opaque_shapes(t) || (t.kind == Kind::Data && ctx.data_chw.is_none())
+}
+
+/// Stand-in for a layer whose type is unknown or whose parameters are wrong, so a spec
+/// with errors can still be drawn.
+#[derive(Debug)]
+struct Opaque;
+
+static OPAQUE: LayerType = LayerType {
+    name: "?",
+    kind: Kind::Other,
+    bottoms: Arity::AtLeast(0),
+    tops: Arity::AtLeast(0),
+    in_place: true,
+    runnable: false,
+    build: |_| Ok(Box::new(Opaque)),
+};
+
+impl Layer for Opaque {
+    fn ty(&self) -> &'static LayerType {
+        &OPAQUE
+    }
+    fn shapes(&self, _: &[Shape], _: &ShapeCtx) -> Result<Vec<Shape>, LayerError> {
+        Err(LayerError::new("unknown layer"))
+    }
+    fn lower(
+        &self,
+        _: &[Shape],
+        _: &ShapeCtx,
+        _: &mut crate::engine::Rng,
+    ) -> Result<Box<dyn crate::engine::Op>, LayerError> {
+        Err(LayerError::new("unknown layer"))
+    }
 }

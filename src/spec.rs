@@ -129,13 +129,17 @@ impl Message {
         self.get(name).and_then(|f| f.value.as_str())
     }
     pub fn strs(&self, name: &str) -> Vec<&str> {
-        self.get_all(name).filter_map(|f| f.value.as_str()).collect()
+        self.get_all(name)
+            .filter_map(|f| f.value.as_str())
+            .collect()
     }
     pub fn int(&self, name: &str) -> Option<i128> {
         self.get(name).and_then(|f| f.value.as_int())
     }
     pub fn ints(&self, name: &str) -> Vec<i128> {
-        self.get_all(name).filter_map(|f| f.value.as_int()).collect()
+        self.get_all(name)
+            .filter_map(|f| f.value.as_int())
+            .collect()
     }
     /// A non-negative integer that fits `usize`, the common case for sizes.
     pub fn usize(&self, name: &str) -> Option<usize> {
@@ -182,13 +186,25 @@ pub struct NetState {
 
 impl NetState {
     pub fn train() -> Self {
-        NetState { phase: Phase::Train, level: 0, stages: vec!["train".into()] }
+        NetState {
+            phase: Phase::Train,
+            level: 0,
+            stages: vec!["train".into()],
+        }
     }
     pub fn val() -> Self {
-        NetState { phase: Phase::Test, level: 0, stages: vec!["val".into()] }
+        NetState {
+            phase: Phase::Test,
+            level: 0,
+            stages: vec!["val".into()],
+        }
     }
     pub fn deploy() -> Self {
-        NetState { phase: Phase::Test, level: 0, stages: vec!["deploy".into()] }
+        NetState {
+            phase: Phase::Test,
+            level: 0,
+            stages: vec!["deploy".into()],
+        }
     }
 }
 
@@ -274,6 +290,9 @@ pub struct NetSpec {
 impl NetSpec {
     /// The layers a net instantiated with `state` holds, in file order.
     pub fn layers_for(&self, state: &NetState) -> Vec<&LayerSpec> {
-        self.layers.iter().filter(|l| l.included_in(state)).collect()
+        self.layers
+            .iter()
+            .filter(|l| l.included_in(state))
+            .collect()
     }
 }

@@ -15,7 +15,11 @@ pub mod visualize;
 pub type CmdResult = miette::Result<u8>;
 
 #[derive(Parser, Debug)]
-#[command(name = "netc", version, about = "Compile, check, draw, train and run Caffe-style network specs")]
+#[command(
+    name = "netc",
+    version,
+    about = "Compile, check, draw, train and run Caffe-style network specs"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -52,7 +56,10 @@ pub struct UsageError {
 }
 
 pub fn usage(message: impl Into<String>, help: Option<String>) -> miette::Report {
-    miette::Report::new(UsageError { message: message.into(), help })
+    miette::Report::new(UsageError {
+        message: message.into(),
+        help,
+    })
 }
 
 pub fn exit_code_of(report: &miette::Report) -> u8 {

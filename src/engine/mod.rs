@@ -3,7 +3,10 @@
 //! once, and a training step is a forward and a backward sweep over the plan.
 
 pub mod blas;
+#[cfg(test)]
+pub mod gradcheck;
 pub mod im2col;
+pub mod net;
 
 use crate::layers::Shape;
 
@@ -20,7 +23,11 @@ pub struct Blob {
 impl Blob {
     pub fn zeros(shape: &[usize]) -> Self {
         let n = shape.iter().product();
-        Blob { shape: shape.to_vec(), data: vec![0.0; n], diff: vec![0.0; n] }
+        Blob {
+            shape: shape.to_vec(),
+            data: vec![0.0; n],
+            diff: vec![0.0; n],
+        }
     }
     pub fn count(&self) -> usize {
         self.data.len()
@@ -43,6 +50,10 @@ pub trait Op: Send + std::fmt::Debug {
     fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]);
     fn params(&self) -> &[Param] {
         &[]
+    }
+    /// Data layers' ops: the engine writes their tops.
+    fn is_feed(&self) -> bool {
+        false
     }
     fn params_mut(&mut self) -> &mut [Param] {
         &mut []
