@@ -411,6 +411,11 @@ impl Builder<'_> {
 
         // Tops (SSA: every top is a new blob).
         let mut tops = Vec::new();
+        if l.tops.is_empty() && ty.is_some_and(|t| t.kind == Kind::Loss) {
+            // Caffe's `AutoTopBlobs`: a loss without a top gets an anonymous one.
+            tops.push(self.ir.blobs.len());
+            self.ir.blobs.push(IrBlob { name: "(automatic)".into(), shape: None, producer: li });
+        }
         let mut in_place = false;
         for (k, t) in l.tops.iter().enumerate() {
             let span = l
@@ -537,7 +542,7 @@ impl Builder<'_> {
             ("bottom", t.bottoms, l.bottoms.len(), &l.bottom_spans),
             ("top", t.tops, l.tops.len(), &l.top_spans),
         ] {
-            if arity.allows(n) {
+            if arity.allows(n) || (what == "top" && n == 0 && t.kind == Kind::Loss) {
                 continue;
             }
             ok = false;
