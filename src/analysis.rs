@@ -48,14 +48,20 @@ pub fn rows(spec: &NetSpec, irs: &[(&'static str, NetIr)], ctx: &ShapeCtx) -> Ve
                     continue;
                 }
                 row.phases.push(phase);
-                let Some(li) = ir.layers.iter().position(|x| x.spec_index == si) else { continue };
+                let Some(li) = ir.layers.iter().position(|x| x.spec_index == si) else {
+                    continue;
+                };
                 // The first phase with shapes fills the row.
                 let tops = ir.top_shapes(li);
                 if filled || (tops.is_none() && row.params.is_some()) {
                     continue;
                 }
                 row.in_place = ir.layers[li].in_place;
-                row.output = ir.layers[li].tops.iter().map(|&b| ir.blobs[b].shape.as_ref().map(|s| per_sample(s))).collect();
+                row.output = ir.layers[li]
+                    .tops
+                    .iter()
+                    .map(|&b| ir.blobs[b].shape.as_ref().map(|s| per_sample(s)))
+                    .collect();
                 row.params = ir.params(li, ctx);
                 row.macs = ir.macs(li);
                 filled = tops.is_some();
@@ -75,7 +81,9 @@ pub fn cannot_train(spec: &NetSpec) -> Vec<Diagnostic> {
     let mut out: Vec<Diagnostic> = Vec::new();
     let mut seen: Vec<(&str, usize)> = Vec::new();
     for l in &spec.layers {
-        let Some(t) = layers::lookup(&l.ty) else { continue };
+        let Some(t) = layers::lookup(&l.ty) else {
+            continue;
+        };
         if t.runnable {
             continue;
         }
@@ -95,7 +103,11 @@ pub fn cannot_train(spec: &NetSpec) -> Vec<Diagnostic> {
         }
     }
     for (d, (_, count)) in out.iter_mut().zip(&seen) {
-        let more = if *count > 1 { format!(" ({count} layers of this type)") } else { String::new() };
+        let more = if *count > 1 {
+            format!(" ({count} layers of this type)")
+        } else {
+            String::new()
+        };
         d.help = Some(format!("`netc summary` and `netc visualize` work on this net{more}; `netc train` needs types it can run"));
     }
     out
@@ -154,7 +166,11 @@ pub fn row_json(r: &LayerRow) -> Value {
 pub fn parse_chw(s: &str) -> Result<[usize; 3], String> {
     let v: Vec<usize> = s
         .split([',', 'x', '×'])
-        .map(|p| p.trim().parse::<usize>().map_err(|_| format!("`{p}` is not a size")))
+        .map(|p| {
+            p.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("`{p}` is not a size"))
+        })
         .collect::<Result<_, _>>()?;
     match v[..] {
         [c, h, w] if c > 0 && h > 0 && w > 0 => Ok([c, h, w]),
@@ -176,7 +192,11 @@ pub struct ShapeArgs {
 
 impl ShapeArgs {
     pub fn ctx(&self) -> ShapeCtx {
-        ShapeCtx { batch: None, data_chw: self.input, num_classes: self.classes }
+        ShapeCtx {
+            batch: None,
+            data_chw: self.input,
+            num_classes: self.classes,
+        }
     }
 }
 

@@ -414,7 +414,11 @@ impl Builder<'_> {
         if l.tops.is_empty() && ty.is_some_and(|t| t.kind == Kind::Loss) {
             // Caffe's `AutoTopBlobs`: a loss without a top gets an anonymous one.
             tops.push(self.ir.blobs.len());
-            self.ir.blobs.push(IrBlob { name: "(automatic)".into(), shape: None, producer: li });
+            self.ir.blobs.push(IrBlob {
+                name: "(automatic)".into(),
+                shape: None,
+                producer: li,
+            });
         }
         let mut in_place = false;
         for (k, t) in l.tops.iter().enumerate() {

@@ -33,13 +33,19 @@ pub struct Checked {
 pub fn check_source(src: &crate::spec::Source, shape: &ShapeArgs) -> Checked {
     let (spec, mut diagnostics) = front::load_net(src);
     let Some(spec) = spec else {
-        return Checked { diagnostics, rows: Vec::new() };
+        return Checked {
+            diagnostics,
+            rows: Vec::new(),
+        };
     };
     let ctx = shape.ctx();
     let (irs, ir_diags) = ir::check_all(&spec, &ctx);
     diagnostics.extend(ir_diags);
     diagnostics.extend(analysis::cannot_train(&spec));
-    Checked { diagnostics, rows: analysis::rows(&spec, &irs, &ctx) }
+    Checked {
+        diagnostics,
+        rows: analysis::rows(&spec, &irs, &ctx),
+    }
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -49,7 +55,10 @@ pub fn run(args: Args) -> CmdResult {
             Ok(s) => s,
             Err(e) => {
                 if args.format == Format::Json {
-                    println!("{}", json!({ "file": path.display().to_string(), "error": e.to_string() }));
+                    println!(
+                        "{}",
+                        json!({ "file": path.display().to_string(), "error": e.to_string() })
+                    );
                 } else {
                     eprintln!("{e:?}");
                 }
@@ -58,7 +67,11 @@ pub fn run(args: Args) -> CmdResult {
             }
         };
         let checked = check_source(&src, &args.shape);
-        let errors = checked.diagnostics.iter().filter(|d| d.severity == crate::diag::Severity::Error).count();
+        let errors = checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == crate::diag::Severity::Error)
+            .count();
         let warnings = checked.diagnostics.len() - errors;
         match args.format {
             Format::Json => println!(
@@ -74,7 +87,11 @@ pub fn run(args: Args) -> CmdResult {
             ),
             Format::Text => {
                 front::print_diagnostics(&checked.diagnostics);
-                let verdict = if errors > 0 { "has problems" } else { "is fine" };
+                let verdict = if errors > 0 {
+                    "has problems"
+                } else {
+                    "is fine"
+                };
                 eprintln!(
                     "{}: {verdict}: {errors} error{}, {warnings} warning{}",
                     path.display(),
