@@ -128,13 +128,32 @@ pub fn build(spec: &NetSpec, state: &NetState, ctx: &ShapeCtx) -> (Option<NetIr>
 pub fn check_all(spec: &NetSpec, ctx: &ShapeCtx) -> (Vec<(&'static str, NetIr)>, Vec<Diagnostic>) {
     let mut irs = Vec::new();
     let mut all: Vec<Diagnostic> = Vec::new();
-    let mut seen = HashSet::new();
+    let mut index: HashMap<(&'static str, String, Vec<(Span, String)>), usize> = HashMap::new();
     for (name, state) in phases() {
         let (ir, diags) = build_partial(spec, &state, ctx);
         for d in diags {
-            let key = (d.code, d.message.clone(), d.labels.clone());
-            if seen.insert(key) {
-                all.push(d);
+            // The same problem in TRAIN and TEST differs only in the phase it names.
+            let this = phase_name(state.phase);
+            let other = if state.phase == Phase::Train {
+                "TEST"
+            } else {
+                "TRAIN"
+            };
+            let norm = d
+                .message
+                .replace(&format!("the {this} phase"), "the PHASE phase");
+            let key = (d.code, norm.clone(), d.labels.clone());
+            match index.get(&key) {
+                Some(&i) => {
+                    if all[i].message.contains(&format!("the {other} phase")) {
+                        all[i].message =
+                            norm.replace("the PHASE phase", "the TRAIN and TEST phases");
+                    }
+                }
+                None => {
+                    index.insert(key, all.len());
+                    all.push(d);
+                }
             }
         }
         irs.push((name, ir));
