@@ -10,6 +10,7 @@ pub mod analysis;
 pub mod commands;
 pub mod data;
 pub mod diag;
+pub mod dot;
 pub mod engine;
 pub mod front;
 pub mod ir;

@@ -10,7 +10,9 @@ use netc::spec::NetState;
 use netc::{front, ir};
 
 fn shared(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel);
     if p.exists() {
         Some(p)
     } else {
@@ -32,19 +34,30 @@ fn totals(path: &Path, state: &NetState, ctx: &ShapeCtx) -> (u64, u64, String) {
 
 #[test]
 fn caffe_lenet_train_test_golden_numbers() {
-    let Some(p) = shared("corpus/prototxt/BVLC__caffe/examples__mnist__lenet_train_test.prototxt") else { return };
-    let ctx = ShapeCtx { data_chw: Some([1, 28, 28]), ..ShapeCtx::default() };
+    let Some(p) = shared("corpus/prototxt/BVLC__caffe/examples__mnist__lenet_train_test.prototxt")
+    else {
+        return;
+    };
+    let ctx = ShapeCtx {
+        data_chw: Some([1, 28, 28]),
+        ..ShapeCtx::default()
+    };
     for state in [NetState::train(), NetState::val()] {
         let (params, macs, text) = totals(&p, &state, &ctx);
         assert_eq!((params, macs), (431_080, 2_293_000), "{text}");
         assert!(text.contains("  ↳ relu1  ReLU"), "{text}");
-        assert!(text.contains("Total") && text.contains("431,080  2,293,000"), "{text}");
+        assert!(
+            text.contains("Total") && text.contains("431,080  2,293,000"),
+            "{text}"
+        );
     }
 }
 
 #[test]
 fn caffe_lenet_deploy_table() {
-    let Some(p) = shared("corpus/prototxt/BVLC__caffe/examples__mnist__lenet.prototxt") else { return };
+    let Some(p) = shared("corpus/prototxt/BVLC__caffe/examples__mnist__lenet.prototxt") else {
+        return;
+    };
     let (params, macs, text) = totals(&p, &NetState::deploy(), &ShapeCtx::default());
     assert_eq!((params, macs), (431_080, 2_293_000));
     insta::assert_snapshot!(text);
@@ -57,7 +70,11 @@ fn shipped_lenet_golden_numbers() {
         eprintln!("skipping: specs/lenet.net is not on this branch yet");
         return;
     }
-    let ctx = ShapeCtx { data_chw: Some([1, 28, 28]), num_classes: Some(10), ..ShapeCtx::default() };
+    let ctx = ShapeCtx {
+        data_chw: Some([1, 28, 28]),
+        num_classes: Some(10),
+        ..ShapeCtx::default()
+    };
     for state in [NetState::train(), NetState::val(), NetState::deploy()] {
         let (params, macs, text) = totals(&p, &state, &ctx);
         assert_eq!((params, macs), (431_080, 2_293_000), "{text}");
