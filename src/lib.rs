@@ -6,6 +6,7 @@
 //! shape inference; layer types in [`layers`]) → {[`dot`], [`engine`]} → [`train`] /
 //! [`classify`]. Datasets live in [`data`].
 
+pub mod classify;
 pub mod commands;
 pub mod data;
 pub mod diag;
