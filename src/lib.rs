@@ -7,6 +7,7 @@
 //! [`classify`]. Datasets live in [`data`].
 
 pub mod analysis;
+pub mod classify;
 pub mod commands;
 pub mod data;
 pub mod diag;
