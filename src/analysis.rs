@@ -198,6 +198,22 @@ impl ShapeArgs {
             num_classes: self.classes,
         }
     }
+
+    /// [`ShapeArgs::ctx`], with what is not given read from the dataset the spec's Data
+    /// layer names (as Caffe's Data layer reads its first datum), when it can be opened.
+    pub fn ctx_for(&self, spec: &NetSpec) -> ShapeCtx {
+        let mut ctx = self.ctx();
+        if ctx.data_chw.is_none() || ctx.num_classes.is_none() {
+            if let Some((chw, classes)) = crate::train::dataset_path(spec, &spec.source.path, None)
+                .ok()
+                .and_then(|p| crate::data::peek(&p))
+            {
+                ctx.data_chw = ctx.data_chw.or(Some(chw));
+                ctx.num_classes = ctx.num_classes.or(Some(classes));
+            }
+        }
+        ctx
+    }
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]

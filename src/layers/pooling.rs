@@ -238,34 +238,57 @@ impl PoolGeom {
     }
 }
 
+/// Output values handled per thread task (small planes are grouped).
+const TASK: usize = 1 << 14;
+
+impl PoolOp {
+    /// Row ranges per output row, column ranges per output column, and the AVE divisor
+    /// per output position, computed once per call instead of per output.
+    fn table(&self) -> (Vec<(usize, usize)>, Vec<(usize, usize)>, Vec<f32>) {
+        let g = self.geom;
+        let rows: Vec<_> = (0..g.out_h).map(|y| { let (r, _, _) = g.window(y, 0); (r.start, r.end) }).collect();
+        let cols: Vec<_> = (0..g.out_w).map(|x| { let (_, c, _) = g.window(0, x); (c.start, c.end) }).collect();
+        let mut div = Vec::with_capacity(g.out_h * g.out_w);
+        for y in 0..g.out_h {
+            for x in 0..g.out_w {
+                div.push(1.0 / g.window(y, x).2 as f32);
+            }
+        }
+        (rows, cols, div)
+    }
+}
+
 impl Op for PoolOp {
     fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
         let g = self.geom;
         let (ip, op) = (g.height * g.width, g.out_h * g.out_w);
+        let per_task = (TASK / op.max(1)).max(1);
+        let (rows, cols, div) = self.table();
         let x = &bottoms[0].data;
         let (y, rest) = tops.split_first_mut().expect("pooling has a top");
         match self.method {
             Method::Max => {
                 y.data
-                    .par_chunks_mut(op)
-                    .zip(self.argmax.par_chunks_mut(op))
-                    .zip(x.par_chunks(ip))
+                    .par_chunks_mut(op * per_task)
+                    .zip(self.argmax.par_chunks_mut(op * per_task))
+                    .zip(x.par_chunks(ip * per_task))
                     .for_each(|((y, am), x)| {
-                        for oy in 0..g.out_h {
-                            for ox in 0..g.out_w {
-                                let (rows, cols, _) = g.window(oy, ox);
-                                let (mut best, mut at) = (f32::NEG_INFINITY, 0usize);
-                                for r in rows {
-                                    for c in cols.clone() {
-                                        let v = x[r * g.width + c];
-                                        if v > best {
-                                            best = v;
-                                            at = r * g.width + c;
+                        for ((y, am), x) in y.chunks_mut(op).zip(am.chunks_mut(op)).zip(x.chunks(ip)) {
+                            for (oy, &(r0, r1)) in rows.iter().enumerate() {
+                                for (ox, &(c0, c1)) in cols.iter().enumerate() {
+                                    let (mut best, mut at) = (f32::NEG_INFINITY, r0 * g.width + c0);
+                                    for r in r0..r1 {
+                                        let line = &x[r * g.width..(r + 1) * g.width];
+                                        for c in c0..c1 {
+                                            if line[c] > best {
+                                                best = line[c];
+                                                at = r * g.width + c;
+                                            }
                                         }
                                     }
+                                    y[oy * g.out_w + ox] = best;
+                                    am[oy * g.out_w + ox] = at as u32;
                                 }
-                                y[oy * g.out_w + ox] = best;
-                                am[oy * g.out_w + ox] = at as u32;
                             }
                         }
                     });
@@ -276,23 +299,19 @@ impl Op for PoolOp {
                 }
             }
             _ => {
-                y.data
-                    .par_chunks_mut(op)
-                    .zip(x.par_chunks(ip))
-                    .for_each(|(y, x)| {
-                        for oy in 0..g.out_h {
-                            for ox in 0..g.out_w {
-                                let (rows, cols, size) = g.window(oy, ox);
+                y.data.par_chunks_mut(op * per_task).zip(x.par_chunks(ip * per_task)).for_each(|(y, x)| {
+                    for (y, x) in y.chunks_mut(op).zip(x.chunks(ip)) {
+                        for (oy, &(r0, r1)) in rows.iter().enumerate() {
+                            for (ox, &(c0, c1)) in cols.iter().enumerate() {
                                 let mut s = 0.0;
-                                for r in rows {
-                                    s += x[r * g.width + cols.start..r * g.width + cols.end]
-                                        .iter()
-                                        .sum::<f32>();
+                                for r in r0..r1 {
+                                    s += x[r * g.width + c0..r * g.width + c1].iter().sum::<f32>();
                                 }
-                                y[oy * g.out_w + ox] = s / size as f32;
+                                y[oy * g.out_w + ox] = s * div[oy * g.out_w + ox];
                             }
                         }
-                    });
+                    }
+                });
                 if let Some(mask) = rest.first_mut() {
                     mask.data.fill(0.0);
                 }
@@ -306,37 +325,38 @@ impl Op for PoolOp {
         }
         let g = self.geom;
         let (ip, op) = (g.height * g.width, g.out_h * g.out_w);
+        let per_task = (TASK / op.max(1)).max(1);
         let dy = &tops[0].diff;
         let dx = &mut bottoms[0].diff;
         match self.method {
             Method::Max => {
-                dx.par_chunks_mut(ip)
-                    .zip(dy.par_chunks(op))
-                    .zip(self.argmax.par_chunks(op))
+                dx.par_chunks_mut(ip * per_task)
+                    .zip(dy.par_chunks(op * per_task))
+                    .zip(self.argmax.par_chunks(op * per_task))
                     .for_each(|((dx, dy), am)| {
                         dx.fill(0.0);
-                        for (d, a) in dy.iter().zip(am) {
-                            dx[*a as usize] += d;
+                        for ((dx, dy), am) in dx.chunks_mut(ip).zip(dy.chunks(op)).zip(am.chunks(op)) {
+                            for (d, a) in dy.iter().zip(am) {
+                                dx[*a as usize] += d;
+                            }
                         }
                     });
             }
             _ => {
-                dx.par_chunks_mut(ip)
-                    .zip(dy.par_chunks(op))
-                    .for_each(|(dx, dy)| {
-                        dx.fill(0.0);
-                        for oy in 0..g.out_h {
-                            for ox in 0..g.out_w {
-                                let (rows, cols, size) = g.window(oy, ox);
-                                let d = dy[oy * g.out_w + ox] / size as f32;
-                                for r in rows {
-                                    dx[r * g.width + cols.start..r * g.width + cols.end]
-                                        .iter_mut()
-                                        .for_each(|v| *v += d);
+                let (rows, cols, div) = self.table();
+                dx.par_chunks_mut(ip * per_task).zip(dy.par_chunks(op * per_task)).for_each(|(dx, dy)| {
+                    dx.fill(0.0);
+                    for (dx, dy) in dx.chunks_mut(ip).zip(dy.chunks(op)) {
+                        for (oy, &(r0, r1)) in rows.iter().enumerate() {
+                            for (ox, &(c0, c1)) in cols.iter().enumerate() {
+                                let d = dy[oy * g.out_w + ox] * div[oy * g.out_w + ox];
+                                for r in r0..r1 {
+                                    dx[r * g.width + c0..r * g.width + c1].iter_mut().for_each(|v| *v += d);
                                 }
                             }
                         }
-                    });
+                    }
+                });
             }
         }
     }
