@@ -183,6 +183,55 @@ impl Layer for Pooling {
             }
         }
     }
+    fn forward_candle(
+        &self,
+        bottoms: &[candle_core::Tensor],
+        _params: &[candle_core::Tensor],
+    ) -> Result<Vec<candle_core::Tensor>, LayerError> {
+        use candle_core::Tensor;
+        let e = super::candle_err;
+        let x = &bottoms[0];
+        let g = self.geom(&x.dims().to_vec())?;
+        let fill = if self.method == Method::Max { f32::NEG_INFINITY } else { 0.0 };
+        // Pad so every window Caffe takes (padding and ceil rounding) lies inside.
+        let pad_axis = |x: Tensor, axis: usize, size: usize, pad: usize, k: usize, s: usize, out: usize| {
+            let right = ((out - 1) * s + k).saturating_sub(size + pad);
+            let mut parts = Vec::new();
+            let mut dims = x.dims().to_vec();
+            if pad > 0 {
+                dims[axis] = pad;
+                parts.push(Tensor::full(fill, dims.clone(), x.device())?);
+            }
+            parts.push(x.clone());
+            if right > 0 {
+                dims[axis] = right;
+                parts.push(Tensor::full(fill, dims, x.device())?);
+            }
+            Tensor::cat(&parts, axis)
+        };
+        let x = pad_axis(x.clone(), 2, g.height, g.pad[0], g.kernel[0], g.stride[0], g.out_h)
+            .and_then(|x| pad_axis(x, 3, g.width, g.pad[1], g.kernel[1], g.stride[1], g.out_w))
+            .map_err(e)?;
+        let (k, s) = ((g.kernel[0], g.kernel[1]), (g.stride[0], g.stride[1]));
+        let y = match self.method {
+            Method::Max => x.max_pool2d_with_stride(k, s),
+            _ => x.avg_pool2d_with_stride(k, s),
+        }
+        .and_then(|y| y.narrow(2, 0, g.out_h)?.narrow(3, 0, g.out_w))
+        .map_err(e)?;
+        if self.method == Method::Max {
+            return Ok(vec![y]);
+        }
+        // Caffe divides by the window clipped to the padded image, not by k².
+        let mut div = Vec::with_capacity(g.out_h * g.out_w);
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                div.push((g.kernel[0] * g.kernel[1]) as f32 / g.window(oy, ox).2 as f32);
+            }
+        }
+        let div = Tensor::from_vec(div, (1, 1, g.out_h, g.out_w), y.device()).map_err(e)?;
+        Ok(vec![y.broadcast_mul(&div).map_err(e)?])
+    }
     fn lower(
         &self,
         bottoms: &[Shape],
