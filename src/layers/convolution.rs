@@ -194,6 +194,7 @@ impl Layer for Convolution {
         &self,
         bottoms: &[candle_core::Tensor],
         params: &[candle_core::Tensor],
+        _train: bool,
     ) -> Result<Vec<candle_core::Tensor>, LayerError> {
         let w = &self.window;
         if w.stride[0] != w.stride[1] || w.dilation[0] != w.dilation[1] {

@@ -187,6 +187,7 @@ impl Layer for Pooling {
         &self,
         bottoms: &[candle_core::Tensor],
         _params: &[candle_core::Tensor],
+        _train: bool,
     ) -> Result<Vec<candle_core::Tensor>, LayerError> {
         use candle_core::Tensor;
         let e = super::candle_err;
@@ -194,8 +195,9 @@ impl Layer for Pooling {
         let g = self.geom(&x.dims().to_vec())?;
         let fill = if self.method == Method::Max { f32::NEG_INFINITY } else { 0.0 };
         // Pad so every window Caffe takes (padding and ceil rounding) lies inside.
+        // (Enough on the right that each of the k strided views below has `out` windows.)
         let pad_axis = |x: Tensor, axis: usize, size: usize, pad: usize, k: usize, s: usize, out: usize| {
-            let right = ((out - 1) * s + k).saturating_sub(size + pad);
+            let right = (out * s + k - 1).saturating_sub(size + pad);
             let mut parts = Vec::new();
             let mut dims = x.dims().to_vec();
             if pad > 0 {
@@ -213,15 +215,37 @@ impl Layer for Pooling {
             .and_then(|x| pad_axis(x, 3, g.width, g.pad[1], g.kernel[1], g.stride[1], g.out_w))
             .map_err(e)?;
         let (k, s) = ((g.kernel[0], g.kernel[1]), (g.stride[0], g.stride[1]));
-        let y = match self.method {
-            Method::Max => x.max_pool2d_with_stride(k, s),
-            _ => x.avg_pool2d_with_stride(k, s),
-        }
-        .and_then(|y| y.narrow(2, 0, g.out_h)?.narrow(3, 0, g.out_w))
-        .map_err(e)?;
         if self.method == Method::Max {
+            // The maximum of the kh·kw strided views, one per window offset: unlike
+            // candle's max_pool2d, whose backward scales by 1/(kh·kw) and needs
+            // kernel == stride, its gradient is Caffe's for any kernel and stride.
+            let (n, c, hp, wp) = x.dims4().map_err(e)?;
+            let (oh, ow) = (g.out_h, g.out_w);
+            let view = |ki: usize, kj: usize| -> candle_core::Result<Tensor> {
+                x.narrow(2, ki, oh * s.0)?
+                    .reshape((n, c, oh, s.0, wp))?
+                    .narrow(3, 0, 1)?
+                    .reshape((n, c, oh, wp))?
+                    .narrow(3, kj, ow * s.1)?
+                    .reshape((n, c, oh, ow, s.1))?
+                    .narrow(4, 0, 1)?
+                    .reshape((n, c, oh, ow))
+            };
+            let _ = hp;
+            let mut y = view(0, 0).map_err(e)?;
+            for ki in 0..k.0 {
+                for kj in 0..k.1 {
+                    if ki + kj > 0 {
+                        y = y.maximum(&view(ki, kj).map_err(e)?).map_err(e)?;
+                    }
+                }
+            }
             return Ok(vec![y]);
         }
+        let y = x
+            .avg_pool2d_with_stride(k, s)
+            .and_then(|y| y.narrow(2, 0, g.out_h)?.narrow(3, 0, g.out_w))
+            .map_err(e)?;
         // Caffe divides by the window clipped to the padded image, not by k².
         let mut div = Vec::with_capacity(g.out_h * g.out_w);
         for oy in 0..g.out_h {

@@ -101,6 +101,7 @@ impl Layer for SoftmaxWithLoss {
         &self,
         bottoms: &[candle_core::Tensor],
         _params: &[candle_core::Tensor],
+        _train: bool,
     ) -> Result<Vec<candle_core::Tensor>, LayerError> {
         if self.axis != 1 || self.ignore_label.is_some() || bottoms[0].rank() != 2 {
             return Err(LayerError::new(

@@ -40,6 +40,10 @@ pub struct TrainOptions {
     pub weights: Option<PathBuf>,
     /// No progress bar, no per-epoch lines (tests).
     pub quiet: bool,
+    /// `cpu`, `cuda`, `cuda:N` or `auto` (empty: `auto`).
+    pub device: String,
+    /// Train through candle's autograd even on the CPU (the path `--device cuda` takes).
+    pub candle: bool,
 }
 
 /// How a run ended.
@@ -99,15 +103,27 @@ pub fn dataset_path(spec: &NetSpec, spec_path: &Path, data: Option<&Path>) -> mi
 /// Builds one phase's IR, printing its problems; `None` when the phase has no data layer
 /// (a spec without validation layers).
 pub fn build_net(spec: &NetSpec, state: &NetState, ctx: &ShapeCtx, rng: &mut Rng, what: &str) -> miette::Result<Net> {
+    build_net_ir(spec, state, ctx, rng, what).map(|(net, _)| net)
+}
+
+/// [`build_net`], keeping the IR (the candle path lowers it again).
+pub fn build_net_ir(
+    spec: &NetSpec,
+    state: &NetState,
+    ctx: &ShapeCtx,
+    rng: &mut Rng,
+    what: &str,
+) -> miette::Result<(Net, ir::NetIr)> {
     let (ir, diags) = ir::build(spec, state, ctx);
     let errors: Vec<_> = diags.iter().filter(|d| d.severity == Severity::Error).cloned().collect();
     let Some(ir) = ir.filter(|_| errors.is_empty()) else {
         crate::front::print_diagnostics(&errors);
         return Err(miette::miette!("the {what} net of {} has errors", spec.source.path.display()));
     };
-    Net::from_ir(&ir, ctx, rng).map_err(|e| {
+    let net = Net::from_ir(&ir, ctx, rng).map_err(|e| {
         miette::miette!(help = e.help.clone().unwrap_or_default(), "cannot build the {what} net: {e}")
-    })
+    })?;
+    Ok((net, ir))
 }
 
 /// The blob a net's SoftmaxWithLoss (or Accuracy) scores, with its label blob.
@@ -260,6 +276,8 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         cfg.random_seed = s;
     }
     cfg.validate().map_err(|e| usage(e.0, None))?;
+    let device = if opts.device.is_empty() { "auto" } else { opts.device.as_str() };
+    let candle_device = crate::engine::candle::device(device).map_err(|m| usage(m, Some("train with --device cpu".into())))?;
     let data_path = match &resume_dir {
         Some(r) => {
             let info: RunInfo = read_yaml(&r.join("run.yaml"))?;
@@ -274,7 +292,7 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     let chw = [data.channels, data.height, data.width];
     let ctx = ShapeCtx { batch: cfg.batch_size, data_chw: Some(chw), num_classes: Some(data.num_classes()) };
     let mut rng = Rng::seed_from_u64(cfg.random_seed);
-    let mut net = build_net(&spec, &NetState::train(), &ctx, &mut rng, "TRAIN")?;
+    let (mut net, train_ir) = build_net_ir(&spec, &NetState::train(), &ctx, &mut rng, "TRAIN")?;
     let Some(feed) = net.feeds.first().cloned() else {
         return Err(usage("the TRAIN net has no data layer".to_string(), Some("add a Data layer with include { phase: TRAIN }".into())));
     };
@@ -407,8 +425,16 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     let mut meta: HashMap<String, String> = HashMap::new();
     meta.insert("netc_version".into(), info.netc_version.clone());
     meta.insert("net".into(), spec.name.clone().unwrap_or_default());
-    let per = pre.output_len();
-    let _ = per;
+    let mut trainer = if opts.candle || !candle_device.is_cpu() {
+        let t = crate::engine::candle::CandleTrainer::new(&train_ir, &net, &state, candle_device)
+            .map_err(|e| miette::miette!("cannot train on candle: {e}"))?;
+        if !opts.quiet {
+            eprintln!("engine: candle on {:?}", t.net.device);
+        }
+        Some(t)
+    } else {
+        None
+    };
     let mut interrupted = false;
     let bar = progress_bar(opts.quiet, ipe);
     for epoch in start_epoch..=epochs {
@@ -431,7 +457,17 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
             }
             let idx: Vec<usize> = (0..batch).map(|k| order[(bi as usize * batch + k) % n]).collect();
             fill(&mut net, &data.train, &idx, &pre, true, &mut aug);
-            let loss = net.forward(true);
+            rate = cfg.learning_rate(state.iter, max_iter);
+            let loss = match trainer.as_mut() {
+                Some(t) => {
+                    let inputs: Vec<(usize, Vec<f32>)> =
+                        feed.tops.iter().map(|&b| (b, net.blobs[b].data.clone())).collect();
+                    let l = t.step(&inputs, &cfg, rate).map_err(|e| miette::miette!("candle training step: {e}"))?;
+                    state.iter += 1;
+                    l
+                }
+                None => net.forward(true),
+            };
             if !loss.is_finite() {
                 return Err(miette::miette!(
                     help = "lower the learning rate (--lr, or base_lr in the solver), or check the input scale; the snapshots written so far stay valid",
@@ -439,9 +475,10 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                     state.iter + 1
                 ));
             }
-            net.backward();
-            rate = cfg.learning_rate(state.iter, max_iter);
-            apply_update(&cfg, &mut state, net.params_mut().map(|(_, _, p)| p), rate);
+            if trainer.is_none() {
+                net.backward();
+                apply_update(&cfg, &mut state, net.params_mut().map(|(_, _, p)| p), rate);
+            }
             loss_sum += loss as f64;
             loss_count += 1;
             images += batch;
@@ -450,6 +487,9 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                 b.set_message(format!("epoch {epoch}/{epochs} loss {:.4}", loss_sum / loss_count as f64));
             }
             if STOP.load(Ordering::SeqCst) {
+                if let Some(t) = &trainer {
+                    t.write_back(&mut net, &mut state).map_err(|e| miette::miette!("{e}"))?;
+                }
                 let mut m = meta.clone();
                 m.insert("loss_sum".into(), loss_sum.to_string());
                 m.insert("loss_count".into(), loss_count.to_string());
@@ -464,6 +504,9 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         }
         if interrupted {
             break;
+        }
+        if let Some(t) = &trainer {
+            t.write_back(&mut net, &mut state).map_err(|e| miette::miette!("{e}"))?;
         }
         let seconds = t0.elapsed().as_secs_f64();
         let (mut vl, mut va, mut v5) = (None, None, None);
