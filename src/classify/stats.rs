@@ -58,12 +58,13 @@ pub fn summarize(v: &[f32]) -> Summary {
         };
         histogram[bin.min(BINS - 1)] += 1;
     }
+    // `+ 0.0` turns -0 (a ReLU of a negative value) into 0.
     Summary {
         count: v.len(),
         mean,
         std: var.sqrt(),
-        min,
-        max,
+        min: min + 0.0,
+        max: max + 0.0,
         nonfinite: v.len() - n,
         histogram,
     }

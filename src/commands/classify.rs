@@ -41,8 +41,10 @@ pub struct Args {
     /// Labels shown per image.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 64)]
+    /// Images per forward pass. Every pass has this size (a short list or a single image is
+    /// padded), so an image's probabilities never depend on the list around it; another
+    /// batch size may change their last bits (the matrix products block differently).
+    #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
     /// Time single-image latency and list throughput instead of printing predictions.
     #[arg(long)]
@@ -173,7 +175,7 @@ fn run_stats(a: &Args, runs: &[PathBuf], images: &[PathBuf]) -> CmdResult {
             None,
         ));
     }
-    let mut model = Model::open(&runs[0], a.epoch, 1)?;
+    let mut model = Model::open(&runs[0], a.epoch, a.batch_size)?;
     let img = crate::data::image::decode(&images[0])?;
     let input = model.prepare(&img);
     let mut report = stats::collect(&mut model, &input, &images[0].display().to_string(), a.top);
