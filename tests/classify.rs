@@ -394,8 +394,18 @@ fn two_runs_side_by_side() {
     for r in &rows {
         assert_eq!(r.matches('%').count(), 2, "{r}");
     }
+    // One accuracy row per model, then each model's confusion matrix.
+    let acc_rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("run-") && l.ends_with('%'))
+        .collect();
+    assert_eq!(acc_rows.len(), 2, "{out}");
     assert!(
-        out.contains("run-a: top-1 accuracy") && out.contains("run-b: top-1 accuracy"),
+        acc_rows[0].starts_with("run-a") && acc_rows[1].starts_with("run-b"),
+        "{out}"
+    );
+    assert!(
+        out.contains("confusion matrix of run-a") && out.contains("confusion matrix of run-b"),
         "{out}"
     );
     // The library agrees with what each run gives alone.
@@ -573,6 +583,42 @@ fn clear_errors_with_exit_codes() {
         out.contains(snap.file_name().unwrap().to_str().unwrap()),
         "{out}"
     );
+}
+
+/// A spec without a deploy stage: the data layer is the input, and the last layer's scores
+/// go through a softmax; the probabilities match the Softmax layer's.
+#[test]
+fn a_spec_without_deploy_layers_still_classifies() {
+    let f = fixture();
+    let dir = scratch("no-deploy").join("run");
+    copy_dir(&f.run_a, &dir, |_| true);
+    let spec = std::fs::read_to_string(dir.join("spec.net")).unwrap();
+    let cut = |text: &str, layer: &str| -> String {
+        let start = text
+            .find(&format!("layer {{\n  name: \"{layer}\""))
+            .unwrap();
+        let end = start + text[start..].find("\n}\n").unwrap() + 3;
+        format!("{}{}", &text[..start], &text[end..])
+    };
+    let spec =
+        cut(&cut(&spec, "input"), "softmax").replacen("  include { stage: \"val\" }\n", "", 1);
+    std::fs::write(dir.join("spec.net"), spec).unwrap();
+    let mut plain = Model::open(&dir, None, 16).unwrap();
+    assert!(!plain.output_is_probability);
+    assert_eq!(plain.net.steps[0].ty, "Data");
+    let mut deploy = Model::open(&f.run_a, None, 16).unwrap();
+    assert!(deploy.output_is_probability);
+    let x: Vec<Vec<f32>> = f
+        .images
+        .iter()
+        .take(3)
+        .map(|(p, _)| deploy.prepare(&data::image::decode(p).unwrap()))
+        .collect();
+    for (a, b) in plain.classify(&x).iter().zip(deploy.classify(&x)) {
+        for (u, v) in a.iter().zip(&b) {
+            assert!((u - v).abs() < 1e-6, "{a:?} vs {b:?}");
+        }
+    }
 }
 
 #[test]

@@ -286,16 +286,32 @@ pub fn render(r: &Report, from_list: bool) -> String {
             s.push('\n');
         }
     }
-    for a in &r.accuracy {
-        s.push_str(&format!(
-            "\n{}: top-1 accuracy {:.2}%, top-5 {:.2}% over {} labelled images\n",
-            a.model, a.top1, a.top5, a.images
-        ));
-        if r.models.len() == 1 {
+    if r.models.len() == 1 {
+        for a in &r.accuracy {
+            s.push_str(&format!(
+                "\n{}: top-1 accuracy {:.2}%, top-5 {:.2}% over {} labelled images\n",
+                a.model, a.top1, a.top5, a.images
+            ));
             s.push_str(&confusion(a));
         }
-    }
-    if r.models.len() > 1 && !r.accuracy.is_empty() {
+    } else if !r.accuracy.is_empty() {
+        let w = r
+            .accuracy
+            .iter()
+            .map(|a| a.model.chars().count())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        s.push_str(&format!(
+            "\n{:<w$}  {:>7}  {:>8}  {:>8}\n",
+            "model", "images", "top-1", "top-5"
+        ));
+        for a in &r.accuracy {
+            s.push_str(&format!(
+                "{:<w$}  {:>7}  {:>7.2}%  {:>7.2}%\n",
+                a.model, a.images, a.top1, a.top5
+            ));
+        }
         for a in &r.accuracy {
             s.push_str(&format!("\nconfusion matrix of {}\n", a.model));
             s.push_str(&confusion(a));
@@ -307,7 +323,8 @@ pub fn render(r: &Report, from_list: bool) -> String {
             r.skipped.len()
         ));
     }
-    s
+    // Table cells are padded; lines need not be.
+    s.lines().map(|l| l.trim_end().to_string() + "\n").collect()
 }
 
 /// Rows: true class; columns: predicted class; then per-class accuracy.
