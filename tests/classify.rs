@@ -246,6 +246,34 @@ fn results_do_not_depend_on_batching() {
     );
 }
 
+/// Whatever `--batch-size`, an image's position in the batch does not matter.
+#[test]
+fn position_in_the_batch_does_not_matter_for_any_batch_size() {
+    let f = fixture();
+    let m0 = Model::open(&f.run_a, None, 1).unwrap();
+    let x: Vec<Vec<f32>> = f
+        .images
+        .iter()
+        .map(|(p, _)| m0.prepare(&data::image::decode(p).unwrap()))
+        .collect();
+    for b in [1usize, 7, 17, 40] {
+        let mut m = Model::open(&f.run_a, None, b).unwrap();
+        let base = m.classify(&x);
+        // Rotate the images so each lands at another position (and another padding).
+        for shift in [1usize, 5, 13] {
+            let rotated: Vec<&Vec<f32>> = (0..x.len()).map(|i| &x[(i + shift) % x.len()]).collect();
+            let p = m.classify(&rotated);
+            for (i, row) in p.iter().enumerate() {
+                assert_eq!(
+                    row,
+                    &base[(i + shift) % x.len()],
+                    "batch {b}, shift {shift}, image {i}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn list_grammar_and_skipped_lines() {
     let f = fixture();
