@@ -18,7 +18,7 @@ pub struct Args {
     /// A run folder from `netc train` (or a snapshot file inside one), then more runs to
     /// compare, then image files. Runs are the first argument and every later folder or
     /// `.safetensors` file; everything else is an image.
-    #[arg(required = true, value_name = "RUN [RUN...] [IMAGE...]")]
+    #[arg(required = true, value_name = "RUN|IMAGE")]
     pub paths: Vec<PathBuf>,
     /// Use the snapshot of this epoch (default: the newest) of every run folder given.
     #[arg(long)]
@@ -52,6 +52,7 @@ pub struct Args {
     /// Seconds the benchmark runs for, about.
     #[arg(long, default_value_t = 8.0, requires = "bench")]
     pub bench_seconds: f64,
+    /// Output format; every output (predictions, accuracy, --stats, --bench) has a JSON form.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
