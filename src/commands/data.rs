@@ -16,7 +16,7 @@ pub struct Args {
 #[derive(clap::Subcommand, Debug)]
 pub enum DataCommand {
     /// Make a dataset from a folder of class sub-folders, a list file or MNIST IDX files.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Write a dataset as class folders of PNGs (`train/CLASS/…`, `val/CLASS/…`).
     Export(ExportArgs),
     /// Classes, counts, size; writes the mean image and a grid of samples per class.
@@ -117,7 +117,7 @@ fn parse_size(s: &str) -> Result<(usize, usize), String> {
 
 pub fn run(args: Args) -> CmdResult {
     match args.command {
-        DataCommand::Create(a) => run_create(a),
+        DataCommand::Create(a) => run_create(*a),
         DataCommand::Export(a) => run_export(a),
         DataCommand::Show(a) => run_show(a),
     }
@@ -245,8 +245,10 @@ fn default_show_dir(dataset: &Path) -> PathBuf {
 }
 
 fn run_show(a: ShowArgs) -> CmdResult {
+    let start = std::time::Instant::now();
     let ds = data::open(&a.dataset)?;
-    println!("dataset {}", a.dataset.display());
+    let took = start.elapsed().as_secs_f64();
+    println!("dataset {} (loaded in {took:.3} s)", a.dataset.display());
     if let Some(src) = ds.info.get("source").and_then(|v| v.as_str()) {
         println!("source: {src}");
     }
@@ -278,4 +280,23 @@ fn run_show(a: ShowArgs) -> CmdResult {
         println!("{name} samples: {}", p.display());
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("28x28"), Ok((28, 28)));
+        assert_eq!(parse_size("32X24"), Ok((32, 24)));
+        assert_eq!(parse_size("256×128"), Ok((256, 128)));
+        assert_eq!(parse_size("64"), Ok((64, 64)));
+        for bad in ["0x28", "28x", "x", "-1", "28x28x3", ""] {
+            assert!(
+                parse_size(bad).unwrap_err().contains("HEIGHTxWIDTH"),
+                "{bad}"
+            );
+        }
+    }
 }

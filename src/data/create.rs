@@ -95,6 +95,8 @@ struct Entry {
     item: Item,
     label: u32,
     source: String,
+    /// `C×H×W`, filled in by [`decode_groups`].
+    pixels: Vec<u8>,
 }
 
 struct Pools {
@@ -139,6 +141,7 @@ fn idx_entries(
             item: Item::Idx { buf, index },
             label: l as u32,
             source: format!("{name}#{index}"),
+            pixels: Vec::new(),
         })
         .collect())
 }
@@ -166,6 +169,7 @@ fn file_entries(
                 item: Item::File(p.clone()),
                 label: label as u32,
                 source: p.display().to_string(),
+                pixels: Vec::new(),
             })
         })
         .collect()
@@ -356,6 +360,12 @@ pub fn build(opts: &Options) -> miette::Result<(Dataset, Report)> {
         }
     }
 
+    // Decode (unreadable images are skipped, or fatal with --strict).
+    decode_groups(&mut train, &pools.idx, opts, "training", &mut report)?;
+    for groups in [val.as_mut(), test.as_mut()].into_iter().flatten() {
+        decode_groups(groups, &pools.idx, opts, "validation/test", &mut report)?;
+    }
+
     // Classes with too few images are left out; labels are renumbered.
     let mut keep = Vec::new();
     for (c, g) in train.iter().enumerate() {
@@ -385,11 +395,11 @@ pub fn build(opts: &Options) -> miette::Result<(Dataset, Report)> {
         ));
     }
     let labels: Vec<String> = keep.iter().map(|&c| pools.classes[c].clone()).collect();
-    let relabel = |groups: Vec<Vec<Entry>>| -> Vec<Vec<Entry>> {
+    let relabel = |mut groups: Vec<Vec<Entry>>| -> Vec<Vec<Entry>> {
         keep.iter()
             .enumerate()
             .map(|(new, &old)| {
-                let mut g = groups[old].clone();
+                let mut g = std::mem::take(&mut groups[old]);
                 g.iter_mut().for_each(|e| e.label = new as u32);
                 g
             })
@@ -430,18 +440,28 @@ pub fn build(opts: &Options) -> miette::Result<(Dataset, Report)> {
         }
     }
 
-    let mut decode = |groups: Vec<Vec<Entry>>, what: &str| -> miette::Result<Split> {
+    let image_len = opts.channels * opts.height * opts.width;
+    let mut assemble = |groups: Vec<Vec<Entry>>| -> Split {
         let mut entries: Vec<Entry> = groups.into_iter().flatten().collect();
         entries.shuffle(&mut rng);
-        decode_split(entries, &pools.idx, opts, what, &mut report)
+        let mut split = Split {
+            pixels: Vec::with_capacity(entries.len() * image_len),
+            ..Split::default()
+        };
+        for e in entries {
+            split.pixels.extend_from_slice(&e.pixels);
+            split.labels.push(e.label);
+            split.sources.push(e.source);
+        }
+        split
     };
-    let mut train_split = decode(std::mem::take(&mut train), "train")?;
-    let val_split = val.map(|v| decode(v, "val")).transpose()?;
-    let test_split = test.map(|t| decode(t, "test")).transpose()?;
+    let mut train_split = assemble(std::mem::take(&mut train));
+    let val_split = val.map(&mut assemble);
+    let test_split = test.map(&mut assemble);
     if train_split.is_empty() {
         return Err(bad(
             format!("`{}` gives no readable training images", opts.src.display()),
-            "check the source",
+            "check the source: every image was unreadable or went to validation",
         ));
     }
     for a in &opts.augment {
@@ -449,7 +469,6 @@ pub fn build(opts: &Options) -> miette::Result<(Dataset, Report)> {
             Augment::Invert => invert_union(&mut train_split),
         }
     }
-    let image_len = opts.channels * opts.height * opts.width;
     let mean = mean_image(&train_split, image_len);
 
     let info = serde_yaml::to_value(serde_json::json!({
@@ -512,40 +531,43 @@ pub fn create(
     Ok((ds, report))
 }
 
-fn decode_split(
-    entries: Vec<Entry>,
+/// Decodes every entry in place; unreadable ones are removed and reported (or, with
+/// `--strict`, fatal). Each image's fill noise comes from a generator seeded by the seed and
+/// its source, so it does not depend on order or threads.
+fn decode_groups(
+    groups: &mut [Vec<Entry>],
     bufs: &[IdxImages],
     opts: &Options,
     what: &str,
     report: &mut Report,
-) -> miette::Result<Split> {
-    let results: Vec<Result<Vec<u8>, String>> = entries
-        .par_iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let mut rng = ChaCha8Rng::seed_from_u64(
-                opts.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ what.len() as u64,
-            );
-            load_entry(e, bufs, opts, &mut rng)
-        })
-        .collect();
-    let mut split = Split::default();
+) -> miette::Result<()> {
     let mut failed = Vec::new();
-    for (e, r) in entries.into_iter().zip(results) {
-        match r {
-            Ok(px) => {
-                split.pixels.extend_from_slice(&px);
-                split.labels.push(e.label);
-                split.sources.push(e.source);
+    for g in groups.iter_mut() {
+        let results: Vec<Result<Vec<u8>, String>> = g
+            .par_iter()
+            .map(|e| {
+                let h = e.source.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+                });
+                load_entry(e, bufs, opts, &mut ChaCha8Rng::seed_from_u64(opts.seed ^ h))
+            })
+            .collect();
+        let entries = std::mem::take(g);
+        for (mut e, r) in entries.into_iter().zip(results) {
+            match r {
+                Ok(px) => {
+                    e.pixels = px;
+                    g.push(e);
+                }
+                Err(why) => failed.push((e.source, why)),
             }
-            Err(why) => failed.push((e.source, why)),
         }
     }
     if !failed.is_empty() && opts.strict {
         let list: Vec<String> = failed.iter().map(|(p, w)| format!("  {p}: {w}")).collect();
         return Err(bad(
             format!(
-                "{} unreadable image{} in the {what} split:\n{}",
+                "{} unreadable {what} image{}:\n{}",
                 failed.len(),
                 if failed.len() == 1 { "" } else { "s" },
                 list.join("\n")
@@ -554,7 +576,7 @@ fn decode_split(
         ));
     }
     report.skipped.extend(failed);
-    Ok(split)
+    Ok(())
 }
 
 fn load_entry(
@@ -644,4 +666,55 @@ pub fn utc_now() -> String {
         rem / 60 % 60,
         rem % 60
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_now_is_iso8601() {
+        let t = utc_now();
+        assert_eq!(t.len(), 20, "{t}");
+        assert!(
+            t.ends_with('Z') && &t[4..5] == "-" && &t[10..11] == "T",
+            "{t}"
+        );
+        let year: i32 = t[..4].parse().unwrap();
+        assert!(year >= 2024, "{t}");
+    }
+
+    #[test]
+    fn fractions_are_stratified_and_keep_one() {
+        let e = |label| Entry {
+            item: Item::File(PathBuf::new()),
+            label,
+            source: String::new(),
+            pixels: vec![],
+        };
+        let mut groups = vec![
+            (0..10).map(|_| e(0)).collect::<Vec<_>>(),
+            vec![e(1)],
+            vec![],
+        ];
+        keep_fraction(&mut groups, 0.25);
+        assert_eq!(
+            groups.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![3, 1, 0]
+        );
+    }
+
+    #[test]
+    fn mean_and_invert() {
+        let mut s = Split {
+            pixels: vec![0, 10, 200, 30],
+            labels: vec![0, 1],
+            sources: vec!["a".into(), "b".into()],
+        };
+        assert_eq!(mean_image(&s, 2), vec![100.0, 20.0]);
+        invert_union(&mut s);
+        assert_eq!(s.pixels, vec![0, 10, 200, 30, 255, 245, 55, 225]);
+        assert_eq!(s.labels, vec![0, 1, 0, 1]);
+        assert_eq!(s.sources[3], "b (inverted)");
+    }
 }

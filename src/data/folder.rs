@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{bad, io_err, Dataset, ResizeMode, Split};
+use super::{bad, io_err, Dataset, ResizeMode};
 
 /// File extensions read as images, in any letter case.
 pub const EXTENSIONS: &[&str] = &[
@@ -164,8 +164,10 @@ pub fn read_list(file: &Path, image_folder: Option<&Path>) -> miette::Result<Lis
     })
 }
 
-/// Opens a folder of class sub-folders as a dataset, decoding every image at the size of the
-/// first one (grey when every image is grey, else RGB), squashed; no mean.
+/// Opens a folder of class sub-folders as a dataset: every image is decoded (any bad one is
+/// an error naming it) at the size of the first image, grey when the first image is grey
+/// and RGB otherwise, squashed; `train/` + `val/` sub-trees give both splits, flat class
+/// folders the training split only. Empty classes are left out. The mean is computed.
 pub fn open(dir: &Path) -> miette::Result<Dataset> {
     let lay = layout(dir);
     let train = scan_classes(&lay.train)?;
@@ -180,72 +182,50 @@ pub fn open(dir: &Path) -> miette::Result<Dataset> {
         )
     })?;
     let img = super::image::decode(&first.0)?;
-    let (h, w) = (img.height() as usize, img.width() as usize);
-    let grey = |p: &Path| {
-        super::image::decode(p)
-            .map(|i| !i.color().has_color())
-            .unwrap_or(true)
-    };
-    let all: Vec<&PathBuf> = train.items.iter().map(|i| &i.0).collect();
-    let channels = if all.iter().all(|p| grey(p)) { 1 } else { 3 };
-    let load = |listing: &Listing| -> miette::Result<Split> {
-        let mut s = Split::default();
-        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-        for (p, l) in &listing.items {
-            s.pixels.extend(super::load_image(
-                p,
-                channels,
-                h,
-                w,
-                ResizeMode::Squash,
-                &mut rng,
-            )?);
-            s.labels.push(*l);
-            s.sources.push(p.display().to_string());
-        }
-        Ok(s)
-    };
-    let train_split = load(&train)?;
-    let val = match &lay.val {
-        Some(v) => {
-            let mut listing = scan_classes(v)?;
-            for item in &mut listing.items {
-                let name = &listing.classes[item.1 as usize];
-                item.1 = train
-                    .classes
-                    .iter()
-                    .position(|c| c == name)
-                    .ok_or_else(|| {
-                        bad(
-                            format!(
-                                "`{}` has class `{name}`, which `{}` lacks",
-                                v.display(),
-                                lay.train.display()
-                            ),
-                            "give val/ the same class folders as train/",
-                        )
-                    })? as u32;
-            }
-            Some(load(&listing)?)
-        }
-        None => None,
-    };
-    let info = serde_yaml::to_value(serde_json::json!({
-        "source": dir.display().to_string(), "format": "image-folder",
-        "height": h, "width": w, "channels": channels, "resize": "squash", "classes": train.classes.len(),
-    }))
-    .unwrap_or(serde_yaml::Value::Null);
-    Ok(Dataset {
-        root: dir.to_path_buf(),
-        labels: train.classes,
-        channels,
-        height: h,
-        width: w,
+    let opts = super::create::Options {
+        src: dir.to_path_buf(),
+        height: img.height() as usize,
+        width: img.width() as usize,
+        channels: if img.color().has_color() { 3 } else { 1 },
         resize: ResizeMode::Squash,
-        train: train_split,
-        val,
-        test: None,
-        mean: None,
-        info,
-    })
+        val_percent: if lay.val.is_some() { None } else { Some(0.0) },
+        min_per_class: 1,
+        strict: true,
+        ..Default::default()
+    };
+    let (mut ds, _) = super::create::build(&opts)?;
+    ds.root = dir.to_path_buf();
+    Ok(ds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_extensions_in_any_case() {
+        for n in [
+            "a.png", "b.JPG", "c.Jpeg", "d.BMP", "e.ppm", "f.pgm", "g.gif", "h.TIF", "i.webp",
+        ] {
+            assert!(is_image(Path::new(n)), "{n}");
+        }
+        for n in ["a.txt", "b", "c.png.bak", "labels.tsv"] {
+            assert!(!is_image(Path::new(n)), "{n}");
+        }
+    }
+
+    #[test]
+    fn layout_finds_train_and_val() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("train/a")).unwrap();
+        std::fs::create_dir_all(d.path().join("val/a")).unwrap();
+        let l = layout(d.path());
+        assert_eq!(l.train, d.path().join("train"));
+        assert_eq!(l.val, Some(d.path().join("val")));
+        assert_eq!(l.test, None);
+        // A class that happens to be called `train` among others: flat.
+        std::fs::create_dir_all(d.path().join("other")).unwrap();
+        let l = layout(d.path());
+        assert_eq!((l.train.as_path(), l.val), (d.path(), None));
+    }
 }

@@ -272,3 +272,42 @@ pub fn open_folder(dir: &Path) -> miette::Result<Dataset> {
         info,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_dashed_and_dotted_names() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(find_files(d.path()).is_none());
+        for n in [
+            "train-images.idx3-ubyte",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte",
+        ] {
+            std::fs::write(d.path().join(n), b"").unwrap();
+        }
+        let f = find_files(d.path()).unwrap();
+        assert!(f.train_images.ends_with("train-images.idx3-ubyte"));
+        assert!(f.train_labels.ends_with("train-labels-idx1-ubyte.gz"));
+        assert!(f.test.is_none(), "t10k labels are missing");
+        assert!(is_idx_file(Path::new("x/T10K-LABELS-IDX1-UBYTE.GZ")));
+    }
+
+    #[test]
+    fn label_count_must_match() {
+        let d = tempfile::tempdir().unwrap();
+        let (i, l) = (
+            d.path().join("train-images-idx3-ubyte"),
+            d.path().join("train-labels-idx1-ubyte"),
+        );
+        std::fs::write(&i, [0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 1, 7, 9]).unwrap();
+        std::fs::write(&l, [0, 0, 8, 1, 0, 0, 0, 1, 3]).unwrap();
+        let msg = read_pair(&i, &l).unwrap_err().to_string();
+        assert!(
+            msg.contains("1 labels") && msg.contains("2 images"),
+            "{msg}"
+        );
+    }
+}

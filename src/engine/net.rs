@@ -189,7 +189,8 @@ impl Net {
         }
     }
 
-    fn run_forward(&mut self, i: usize, train: bool) {
+    /// Runs step `i`'s forward pass (feeds excepted: they do nothing).
+    pub fn run_forward(&mut self, i: usize, train: bool) {
         let step = &mut self.steps[i];
         let mut tops: Vec<Blob> = step.tops.iter().map(|&t| std::mem::take(&mut self.blobs[t])).collect();
         {
@@ -223,24 +224,33 @@ impl Net {
 
     /// Backward from the losses; leaves every trained parameter's gradient in its diff.
     pub fn backward(&mut self) {
+        self.seed_loss_diffs();
+        for i in (0..self.steps.len()).rev() {
+            self.run_backward(i);
+        }
+    }
+
+    /// Sets each loss top's gradient to its loss weight (the start of backward).
+    pub fn seed_loss_diffs(&mut self) {
         for &(b, w) in &self.losses {
             self.blobs[b].diff.fill(w);
         }
-        for i in (0..self.steps.len()).rev() {
-            if !self.steps[i].backward {
-                continue;
-            }
-            let step = &mut self.steps[i];
-            let mut bottoms: Vec<Blob> =
-                step.bottoms.iter().map(|&b| std::mem::take(&mut self.blobs[b])).collect();
-            {
-                let tops: Vec<&Blob> = step.tops.iter().map(|&t| &self.blobs[t]).collect();
-                let mut brefs: Vec<&mut Blob> = bottoms.iter_mut().collect();
-                step.op.backward(&tops, &mut brefs, &step.prop_down);
-            }
-            for (&b, blob) in step.bottoms.iter().zip(bottoms) {
-                self.blobs[b] = blob;
-            }
+    }
+
+    /// Runs step `i`'s backward pass, if it has one.
+    pub fn run_backward(&mut self, i: usize) {
+        if !self.steps[i].backward {
+            return;
+        }
+        let step = &mut self.steps[i];
+        let mut bottoms: Vec<Blob> = step.bottoms.iter().map(|&b| std::mem::take(&mut self.blobs[b])).collect();
+        {
+            let tops: Vec<&Blob> = step.tops.iter().map(|&t| &self.blobs[t]).collect();
+            let mut brefs: Vec<&mut Blob> = bottoms.iter_mut().collect();
+            step.op.backward(&tops, &mut brefs, &step.prop_down);
+        }
+        for (&b, blob) in step.bottoms.iter().zip(bottoms) {
+            self.blobs[b] = blob;
         }
     }
 
