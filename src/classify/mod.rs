@@ -285,9 +285,11 @@ impl Model {
         prepare_u8(&self.pre, chw)
     }
 
-    /// Probabilities for prepared inputs, `batch()` at a time (the last batch padded with
-    /// zeros). The engine computes every sample on its own, so an image's probabilities do
-    /// not depend on its neighbours or its position.
+    /// Probabilities for prepared inputs, `batch()` at a time, the last batch padded with
+    /// zeros. Every forward pass has the same size: the engine computes each sample on its
+    /// own, but its matrix products (gemm) round differently for different batch sizes, so a
+    /// fixed size is what makes an image's probabilities independent of the list around it
+    /// and of its position in it.
     pub fn classify<T: AsRef<[f32]>>(&mut self, inputs: &[T]) -> Vec<Vec<f32>> {
         let batch = self.batch();
         let per = self.pre.output_len();
@@ -593,8 +595,12 @@ mod tests {
 
     #[test]
     fn softmax_sums_to_one_and_keeps_order() {
-        let s = softmax(&[1.0, 3.0, -2.0, 1000.0]);
+        let s = softmax(&[1.0, 3.0, -2.0, 5.0]);
         assert!((s.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((s[3] / s[1] - 2f32.exp()).abs() < 1e-4);
+        // Large scores do not overflow.
+        let big = softmax(&[1000.0, 1000.0]);
+        assert_eq!(big, vec![0.5, 0.5]);
         assert_eq!(
             top_k(&s, 4).iter().map(|t| t.0).collect::<Vec<_>>(),
             vec![3, 1, 0, 2]
