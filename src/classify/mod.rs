@@ -40,6 +40,8 @@ pub struct Model {
     /// Whether `output` already holds probabilities (a Softmax top); otherwise classify
     /// applies a softmax to it.
     pub output_is_probability: bool,
+    /// The deploy net on a candle device, when classification runs there.
+    pub candle: Option<crate::engine::candle::CandleNet>,
 }
 
 /// Where a model came from, for reports.
@@ -262,7 +264,31 @@ impl Model {
             input,
             output,
             output_is_probability,
+            candle: None,
         })
+    }
+
+    /// Runs the forward passes on `device` (`cpu`, `cuda`, `cuda:N`, `auto`) through the
+    /// candle lowering instead of netc's CPU engine; `cpu` and `auto` without a GPU keep
+    /// the engine.
+    pub fn use_device(&mut self, device: &str) -> miette::Result<()> {
+        let dev = crate::engine::candle::device(device)
+            .map_err(|m| crate::commands::usage(m, Some("classify with --device cpu".into())))?;
+        if dev.is_cpu() {
+            self.candle = None;
+            return Ok(());
+        }
+        let spec = train::load_spec(&Path::new(&self.info.run).join("spec.net"))?;
+        let ctx = ShapeCtx {
+            batch: Some(self.batch()),
+            data_chw: Some([self.pre.channels, self.pre.height, self.pre.width]),
+            num_classes: Some(self.labels.len()),
+        };
+        let (_, ir) = train::build_net_ir(&spec, &NetState::deploy(), &ctx, &mut Rng::seed_from_u64(0), "deploy")?;
+        let cn = crate::engine::candle::CandleNet::new(ir, &self.net, dev)
+            .map_err(|e| miette::miette!("cannot run the deploy net on {device}: {e}"))?;
+        self.candle = Some(cn);
+        Ok(())
     }
 
     /// Images per forward pass.
@@ -300,8 +326,21 @@ impl Model {
             for (k, x) in chunk.iter().enumerate() {
                 data[k * per..(k + 1) * per].copy_from_slice(x.as_ref());
             }
-            self.net.forward(false);
-            let scores = &self.net.blobs[self.output].data;
+            let on_device;
+            let scores: &[f32] = match &self.candle {
+                Some(cn) => {
+                    let blobs = cn.forward(&[(self.input, data.clone())]);
+                    on_device = blobs
+                        .ok()
+                        .and_then(|b| b[self.output].as_ref().and_then(|t| crate::engine::candle::values(t).ok()))
+                        .unwrap_or_else(|| vec![f32::NAN; self.net.blobs[self.output].count()]);
+                    &on_device
+                }
+                None => {
+                    self.net.forward(false);
+                    &self.net.blobs[self.output].data
+                }
+            };
             let c = scores.len() / batch;
             for k in 0..chunk.len() {
                 let row = &scores[k * c..(k + 1) * c];

@@ -46,6 +46,10 @@ pub struct Args {
     /// batch size may change their last bits (the matrix products block differently).
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
+    /// cpu (netc's engine), cuda, cuda:N (the candle lowering on an NVIDIA GPU; needs a
+    /// build with `--features cuda`) or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Time single-image latency and list throughput instead of printing predictions.
     #[arg(long)]
     pub bench: bool,
@@ -134,7 +138,11 @@ pub fn run(a: Args) -> CmdResult {
     }
     let mut models = runs
         .iter()
-        .map(|r| Model::open(r, a.epoch, a.batch_size))
+        .map(|r| {
+            let mut m = Model::open(r, a.epoch, a.batch_size)?;
+            m.use_device(&a.device)?;
+            Ok(m)
+        })
         .collect::<miette::Result<Vec<_>>>()?;
     for m in &models[1..] {
         if m.labels != models[0].labels {

@@ -40,8 +40,8 @@ pub fn device(spec: &str) -> Result<Device, String> {
 
 /// One phase's IR with its learned blobs on a candle device (as variables, so the same
 /// net can be trained with candle's autograd).
-pub struct CandleNet<'a> {
-    ir: &'a NetIr,
+pub struct CandleNet {
+    pub ir: NetIr,
     pub device: Device,
     params: HashMap<String, Vec<Var>>,
     /// (layer, blob index, lr_mult, decay_mult) in the engine's parameter order.
@@ -52,9 +52,15 @@ fn err(layer: &str, e: impl std::fmt::Display) -> LowerError {
     LowerError { layer: layer.to_string(), message: e.to_string(), help: None }
 }
 
-impl<'a> CandleNet<'a> {
+impl std::fmt::Debug for CandleNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CandleNet({} layers on {:?})", self.ir.layers.len(), self.device)
+    }
+}
+
+impl CandleNet {
     /// Copies the learned blobs of `net` (the engine's net for the same spec) to `device`.
-    pub fn new(ir: &'a NetIr, net: &Net, device: Device) -> Result<CandleNet<'a>, LowerError> {
+    pub fn new(ir: NetIr, net: &Net, device: Device) -> Result<CandleNet, LowerError> {
         let mut params: HashMap<String, Vec<Var>> = HashMap::new();
         let mut order = Vec::new();
         for (layer, i, p) in net.params() {
@@ -107,18 +113,18 @@ impl<'a> CandleNet<'a> {
 
 /// Training through candle's autograd, on any candle device: forward, backward from the
 /// losses, and the solver's update as tensor ops on the device.
-pub struct CandleTrainer<'a> {
-    pub net: CandleNet<'a>,
+pub struct CandleTrainer {
+    pub net: CandleNet,
     /// (blob, loss weight) of the loss tops.
     losses: Vec<(usize, f32)>,
     history: Vec<Tensor>,
 }
 
-impl<'a> CandleTrainer<'a> {
-    pub fn new(ir: &'a NetIr, engine: &Net, state: &SolverState, device: Device) -> Result<CandleTrainer<'a>, LowerError> {
+impl CandleTrainer {
+    pub fn new(ir: NetIr, engine: &Net, state: &SolverState, device: Device) -> Result<CandleTrainer, LowerError> {
         let net = CandleNet::new(ir, engine, device)?;
         let mut losses = Vec::new();
-        for l in &ir.layers {
+        for l in &net.ir.layers {
             for (i, w) in l.layer.loss_weights().iter().enumerate() {
                 if *w != 0.0 {
                     if let Some(&t) = l.tops.get(i) {
@@ -255,9 +261,9 @@ mod tests {
         let values: Vec<f32> = (0..net.blobs[input].count()).map(|_| rng.random::<f32>() - 0.3).collect();
         net.blobs[input].data.copy_from_slice(&values);
         net.forward(false);
-        let cn = CandleNet::new(&ir, &net, Device::Cpu).expect("candle net");
+        let cn = CandleNet::new(ir, &net, Device::Cpu).expect("candle net");
         let out = cn.forward(&[(input, values)]).expect("candle forward");
-        for (id, b) in ir.blobs.iter().enumerate() {
+        for (id, b) in cn.ir.blobs.iter().enumerate() {
             let Some(t) = &out[id] else { continue };
             let got = super::values(t).unwrap();
             let want = &net.blobs[id].data;
@@ -345,13 +351,13 @@ mod train_tests {
         net.blobs[l].data.copy_from_slice(&lv);
         let cfg = SolverConfig { momentum: 0.0, weight_decay: 0.01, ..SolverConfig::default() };
         let mut state = SolverState::new(net.params().map(|(_, _, p)| p));
-        let mut tr = CandleTrainer::new(&ir, &net, &state, Device::Cpu).unwrap();
+        let mut tr = CandleTrainer::new(ir, &net, &state, Device::Cpu).unwrap();
         let closs = tr.step(&[(x, xv), (l, lv)], &cfg, 0.1).unwrap();
         let eloss = net.forward(true);
         net.backward();
         apply_update(&cfg, &mut state, net.params_mut().map(|(_, _, p)| p), 0.1);
         assert!((closs - eloss).abs() < 1e-5, "{closs} vs {eloss}");
-        let mut back = Net::from_ir(&ir, &ctx, &mut crate::engine::Rng::seed_from_u64(99)).unwrap();
+        let mut back = Net::from_ir(&tr.net.ir, &ctx, &mut crate::engine::Rng::seed_from_u64(99)).unwrap();
         let mut st2 = state.clone();
         tr.write_back(&mut back, &mut st2).unwrap();
         let mut bad = Vec::new();

@@ -426,7 +426,7 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     meta.insert("netc_version".into(), info.netc_version.clone());
     meta.insert("net".into(), spec.name.clone().unwrap_or_default());
     let mut trainer = if opts.candle || !candle_device.is_cpu() {
-        let t = crate::engine::candle::CandleTrainer::new(&train_ir, &net, &state, candle_device)
+        let t = crate::engine::candle::CandleTrainer::new(train_ir, &net, &state, candle_device)
             .map_err(|e| miette::miette!("cannot train on candle: {e}"))?;
         if !opts.quiet {
             eprintln!("engine: candle on {:?}", t.net.device);
