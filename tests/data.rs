@@ -1025,3 +1025,42 @@ fn separate_validation_source() {
     let msg = format!("{}", create::build(&o).unwrap_err());
     assert!(msg.contains("zebra"), "{msg}");
 }
+
+#[test]
+fn a_netc_dataset_is_a_source_too() {
+    let dir = tempfile::tempdir().unwrap();
+    make_idx(dir.path(), &[4, 5], Some(2));
+    let ds_path = dir.path().join("ds");
+    let (ds, _) = create::create(&opts(dir.path()), &ds_path, Encoding::Raw, false).unwrap();
+    // Same size: the same images (in a new order), and its own val split is kept.
+    let (same, _) = create::build(&Options {
+        src: ds_path.clone(),
+        ..opts(dir.path())
+    })
+    .unwrap();
+    assert_eq!(content(&same.train), content(&ds.train));
+    assert_eq!(
+        content(same.val.as_ref().unwrap()),
+        content(ds.val.as_ref().unwrap())
+    );
+    assert_eq!(
+        same.info.get("source_kind").and_then(|v| v.as_str()),
+        Some("netc-dataset")
+    );
+    // Grey → RGB repeats each plane; resizing works from memory as from files.
+    let o = Options {
+        src: ds_path,
+        channels: 3,
+        height: 8,
+        width: 6,
+        augment: vec![Augment::Invert],
+        ..Options::default()
+    };
+    let (rgb, _) = create::build(&o).unwrap();
+    assert_eq!((rgb.channels, rgb.height, rgb.width), (3, 8, 6));
+    assert_eq!(rgb.train.len(), 18);
+    let img = rgb.train.image(0);
+    assert_eq!(img.len(), 3 * 48);
+    assert_eq!(&img[..48], &img[48..96]);
+    assert_eq!(&img[..48], &img[96..]);
+}
