@@ -905,13 +905,18 @@ fn cli_create_show_export() {
         "--size",
         "4x3",
         "--force",
+        "--resize",
+        "half_crop",
     ]);
     assert_eq!(code, 0, "{err}");
 
     let shown = dir.path().join("shown");
     let (code, out, err) = netc(&["data", "show", s(&ds), "--out", s(&shown), "--samples", "3"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("3 classes"), "{out}");
+    assert!(
+        out.contains("3 classes, 4x3 pixels, 1 channel, resize half_crop"),
+        "{out}"
+    );
     assert_eq!(total_line(&out), vec!["total", "18", "6"], "{out}");
     let grid = image::open(shown.join("samples-train.png")).unwrap();
     // Three rows of 4-pixel tiles; three columns of 3-pixel tiles after the names' margin.
