@@ -1068,3 +1068,33 @@ fn a_netc_dataset_is_a_source_too() {
     assert_eq!(&img[..48], &img[48..96]);
     assert_eq!(&img[..48], &img[96..]);
 }
+
+#[test]
+fn force_replaces_only_datasets_and_idx_folders_open_with_t10k_as_val() {
+    let dir = tempfile::tempdir().unwrap();
+    make_idx(dir.path(), &[3, 4], Some(2));
+    let precious = dir.path().join("precious");
+    std::fs::create_dir(&precious).unwrap();
+    std::fs::write(precious.join("thesis.txt"), b"keep me").unwrap();
+    let msg = format!(
+        "{}",
+        create::create(&opts(dir.path()), &precious, Encoding::Raw, true).unwrap_err()
+    );
+    assert!(msg.contains("not a netc dataset"), "{msg}");
+    assert_eq!(
+        std::fs::read(precious.join("thesis.txt")).unwrap(),
+        b"keep me"
+    );
+    // The IDX folder itself: train-* for training, t10k-* for validation, labels 0..=max.
+    let ds = data::open(dir.path()).unwrap();
+    assert_eq!(ds.labels, vec!["0", "1"]);
+    assert_eq!(ds.train.counts(2), vec![3, 4]);
+    assert_eq!(ds.val.as_ref().unwrap().counts(2), vec![2, 2]);
+    assert_eq!(
+        ds.val.as_ref().unwrap().sources[1],
+        "t10k-images-idx3-ubyte#1"
+    );
+    // A single IDX file given as the path opens its folder.
+    let again = data::open(&dir.path().join("train-labels-idx1-ubyte")).unwrap();
+    assert_eq!(again.train, ds.train);
+}
