@@ -128,13 +128,32 @@ pub fn build(spec: &NetSpec, state: &NetState, ctx: &ShapeCtx) -> (Option<NetIr>
 pub fn check_all(spec: &NetSpec, ctx: &ShapeCtx) -> (Vec<(&'static str, NetIr)>, Vec<Diagnostic>) {
     let mut irs = Vec::new();
     let mut all: Vec<Diagnostic> = Vec::new();
-    let mut seen = HashSet::new();
+    let mut index: HashMap<(&'static str, String, Vec<(Span, String)>), usize> = HashMap::new();
     for (name, state) in phases() {
         let (ir, diags) = build_partial(spec, &state, ctx);
         for d in diags {
-            let key = (d.code, d.message.clone(), d.labels.clone());
-            if seen.insert(key) {
-                all.push(d);
+            // The same problem in TRAIN and TEST differs only in the phase it names.
+            let this = phase_name(state.phase);
+            let other = if state.phase == Phase::Train {
+                "TEST"
+            } else {
+                "TRAIN"
+            };
+            let norm = d
+                .message
+                .replace(&format!("the {this} phase"), "the PHASE phase");
+            let key = (d.code, norm.clone(), d.labels.clone());
+            match index.get(&key) {
+                Some(&i) => {
+                    if all[i].message.contains(&format!("the {other} phase")) {
+                        all[i].message =
+                            norm.replace("the PHASE phase", "the TRAIN and TEST phases");
+                    }
+                }
+                None => {
+                    index.insert(key, all.len());
+                    all.push(d);
+                }
             }
         }
         irs.push((name, ir));
@@ -308,11 +327,15 @@ impl Builder<'_> {
                     .collect();
                 // A consumer reads the latest earlier producer; only when there is none
                 // can a later one be meant, and that is where cycles come from.
-                if producers.iter().any(|&pi| pi < ci) {
-                    continue;
-                }
-                for pi in producers {
-                    g.add_edge(nodes[pi], nodes[ci], ());
+                match producers.iter().rev().find(|&&pi| pi < ci) {
+                    Some(&pi) => {
+                        g.add_edge(nodes[pi], nodes[ci], ());
+                    }
+                    None => {
+                        for pi in producers.into_iter().filter(|&pi| pi != ci) {
+                            g.add_edge(nodes[pi], nodes[ci], ());
+                        }
+                    }
                 }
             }
         }
@@ -372,9 +395,7 @@ impl Builder<'_> {
             );
         }
 
-        if let Some(t) = ty {
-            self.check_arity(l, t);
-        }
+        let arity_ok = ty.is_some_and(|t| self.check_arity(l, t));
 
         // Bottoms.
         let mut bottoms = Vec::new();
@@ -409,6 +430,15 @@ impl Builder<'_> {
 
         // Tops (SSA: every top is a new blob).
         let mut tops = Vec::new();
+        if l.tops.is_empty() && ty.is_some_and(|t| t.kind == Kind::Loss) {
+            // Caffe's `AutoTopBlobs`: a loss without a top gets an anonymous one.
+            tops.push(self.ir.blobs.len());
+            self.ir.blobs.push(IrBlob {
+                name: "(automatic)".into(),
+                shape: None,
+                producer: li,
+            });
+        }
         let mut in_place = false;
         for (k, t) in l.tops.iter().enumerate() {
             let span = l
@@ -468,7 +498,7 @@ impl Builder<'_> {
             .iter()
             .map(|&b| self.ir.blobs[b].shape.clone())
             .collect();
-        let complete = bottoms.len() == l.bottoms.len();
+        let complete = bottoms.len() == l.bottoms.len() && arity_ok;
         if let (Some(t), Some(shapes), true) = (ty, bottom_shapes, complete) {
             if t.name == "InnerProduct" && !has_num_output(l) && self.ctx.num_classes.is_none() {
                 self.diag(
@@ -529,14 +559,16 @@ impl Builder<'_> {
         );
     }
 
-    fn check_arity(&mut self, l: &LayerSpec, t: &LayerType) {
+    fn check_arity(&mut self, l: &LayerSpec, t: &LayerType) -> bool {
+        let mut ok = true;
         for (what, arity, n, spans) in [
             ("bottom", t.bottoms, l.bottoms.len(), &l.bottom_spans),
             ("top", t.tops, l.tops.len(), &l.top_spans),
         ] {
-            if arity.allows(n) {
+            if arity.allows(n) || (what == "top" && n == 0 && t.kind == Kind::Loss) {
                 continue;
             }
+            ok = false;
             let label_span = match arity {
                 Arity::Exactly(k) | Arity::Range(_, k) if n > k => spans.get(k).cloned(),
                 _ => None,
@@ -561,6 +593,7 @@ impl Builder<'_> {
                 Some(format!("give it {arity} `{what}:` field{}", plural(arity))),
             );
         }
+        ok
     }
 
     /// DIGITS builds its deploy net without the data layers and feeds their tops as
@@ -710,5 +743,256 @@ impl Layer for Opaque {
         _: &mut crate::engine::Rng,
     ) -> Result<Box<dyn crate::engine::Op>, LayerError> {
         Err(LayerError::new("unknown layer"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Validation and SSA on hand-built specs (the corpus and snapshot tests in `tests/`
+    //! go through the parser).
+    use super::*;
+    use crate::spec::{Field, Message, Source, StateRule, Value};
+    use std::sync::Arc;
+
+    /// Builds a spec from `(name, type, bottoms, tops, params)` rows, writing the text so
+    /// that every span points at the right words.
+    fn net(rows: &[(&str, &str, &[&str], &[&str], &[(&str, &[(&str, Value)])])]) -> NetSpec {
+        let mut text = String::new();
+        let mut layers = Vec::new();
+        for (name, ty, bottoms, tops, params) in rows {
+            let start = text.len();
+            let put = |text: &mut String, key: &str, v: &str| {
+                text.push_str(&format!("{key}: \""));
+                let s = text.len();
+                text.push_str(v);
+                let span = s..text.len();
+                text.push_str("\" ");
+                span
+            };
+            text.push_str("layer { ");
+            let name_span = put(&mut text, "name", name);
+            let type_span = put(&mut text, "type", ty);
+            let bottom_spans = bottoms
+                .iter()
+                .map(|b| put(&mut text, "bottom", b))
+                .collect();
+            let top_spans = tops.iter().map(|t| put(&mut text, "top", t)).collect();
+            let mut msg = Message::default();
+            for (pname, fields) in params.iter() {
+                let mut m = Message::default();
+                for (f, v) in fields.iter() {
+                    let s = text.len();
+                    text.push_str(&format!("{f}: {v:?} "));
+                    m.fields.push(Field {
+                        name: f.to_string(),
+                        name_span: s..s,
+                        value: v.clone(),
+                        value_span: s..text.len(),
+                    });
+                }
+                msg.fields.push(Field {
+                    name: pname.to_string(),
+                    name_span: 0..0,
+                    value: Value::Message(m),
+                    value_span: 0..0,
+                });
+            }
+            text.push_str("}\n");
+            layers.push(LayerSpec {
+                name: name.to_string(),
+                ty: ty.to_string(),
+                bottoms: bottoms.iter().map(|s| s.to_string()).collect(),
+                tops: tops.iter().map(|s| s.to_string()).collect(),
+                include: Vec::new(),
+                exclude: Vec::new(),
+                msg,
+                span: start..text.len(),
+                name_span,
+                type_span,
+                bottom_spans,
+                top_spans,
+            });
+        }
+        NetSpec {
+            name: None,
+            layers,
+            root: Message::default(),
+            source: Source {
+                path: "t.net".into(),
+                text: Arc::from(text.as_str()),
+            },
+        }
+    }
+
+    fn dims(d: &[i128]) -> (&'static str, Value) {
+        let mut m = Message::default();
+        for &x in d {
+            m.fields.push(Field {
+                name: "dim".into(),
+                name_span: 0..0,
+                value: Value::Int(x),
+                value_span: 0..0,
+            });
+        }
+        ("shape", Value::Message(m))
+    }
+
+    fn codes(d: &[Diagnostic]) -> Vec<&'static str> {
+        d.iter().map(|d| d.code).collect()
+    }
+
+    #[test]
+    fn in_place_layers_get_new_blob_ids_and_no_cycle() {
+        let input = [dims(&[2, 3, 8, 8])];
+        let spec = net(&[
+            ("in", "Input", &[], &["x"], &[("input_param", &input)]),
+            ("sig", "Sigmoid", &["x"], &["x"], &[]),
+            ("relu", "ReLU", &["x"], &["x"], &[]),
+            ("cat", "Concat", &["x", "x"], &["y"], &[]),
+        ]);
+        let (ir, diags) = build(&spec, &NetState::train(), &ShapeCtx::default());
+        assert!(diags.is_empty(), "{diags:?}");
+        let ir = ir.expect("built");
+        assert_eq!(ir.blobs.len(), 4);
+        assert!(ir.layers[1].in_place && ir.layers[2].in_place);
+        // The concat reads the ReLU's blob, the last one named `x`.
+        assert_eq!(ir.layers[3].bottoms, vec![2, 2]);
+        assert_eq!(ir.blobs[3].shape, Some(vec![2, 6, 8, 8]));
+        assert!(!petgraph::algo::is_cyclic_directed(&ir.graph));
+        assert_eq!(ir.graph.edge_count(), 4);
+    }
+
+    #[test]
+    fn every_unknown_type_is_reported_with_a_suggestion() {
+        let spec = net(&[
+            ("a", "Sigmod", &[], &["x"], &[]),
+            ("b", "Concatt", &["x"], &["y"], &[]),
+        ]);
+        let (ir, diags) = build(&spec, &NetState::train(), &ShapeCtx::default());
+        assert!(ir.is_none());
+        assert_eq!(
+            codes(&diags),
+            ["netc::unknown_layer_type", "netc::unknown_layer_type"]
+        );
+        assert_eq!(diags[0].help.as_deref(), Some("did you mean `Sigmoid`?"));
+        assert_eq!(diags[1].help.as_deref(), Some("did you mean `Concat`?"));
+        assert_eq!(&spec.source.text[diags[1].labels[0].0.clone()], "Concatt");
+    }
+
+    #[test]
+    fn missing_bottom_duplicate_top_and_in_place_misuse() {
+        let input = [dims(&[1, 4])];
+        let reshape = [dims(&[0, -1])];
+        let spec = net(&[
+            ("in", "Input", &[], &["x"], &[("input_param", &input)]),
+            (
+                "r",
+                "Reshape",
+                &["x"],
+                &["x"],
+                &[("reshape_param", &reshape)],
+            ),
+            ("s", "Sigmoid", &["z"], &["y"], &[]),
+            ("t", "TanH", &["x"], &["y"], &[]),
+        ]);
+        let (_, diags) = build(&spec, &NetState::train(), &ShapeCtx::default());
+        assert_eq!(
+            codes(&diags),
+            [
+                "netc::not_in_place",
+                "netc::missing_bottom",
+                "netc::duplicate_top"
+            ]
+        );
+        assert_eq!(diags[2].labels.len(), 2);
+        assert_eq!(&spec.source.text[diags[2].labels[1].0.clone()], "y");
+        assert!(diags[2].labels[1].0.start < diags[2].labels[0].0.start);
+    }
+
+    #[test]
+    fn a_cycle_is_one_error_naming_its_layers() {
+        let spec = net(&[
+            ("a", "Sigmoid", &["q"], &["p"], &[]),
+            ("b", "TanH", &["p"], &["q"], &[]),
+        ]);
+        let (ir, diags) = build(&spec, &NetState::train(), &ShapeCtx::default());
+        assert!(ir.is_none());
+        assert_eq!(codes(&diags), ["netc::cycle"]);
+        assert_eq!(diags[0].message, "layers `a` → `b` → `a` form a cycle");
+    }
+
+    #[test]
+    fn arity_and_shape_errors() {
+        let input = [dims(&[1, 4, 5, 5])];
+        let input2 = [dims(&[1, 3, 5, 5])];
+        let spec = net(&[
+            ("in", "Input", &[], &["x"], &[("input_param", &input)]),
+            ("in2", "Input", &[], &["w"], &[("input_param", &input2)]),
+            ("e", "Eltwise", &["x", "w"], &["y"], &[]),
+            ("c", "Crop", &["x"], &["z"], &[]),
+        ]);
+        let (_, diags) = build(&spec, &NetState::train(), &ShapeCtx::default());
+        assert_eq!(codes(&diags), ["netc::shape", "netc::bottom_count"]);
+        assert!(
+            diags[0]
+                .message
+                .contains("bottom 2 has shape 1×3×5×5, bottom 1 has 1×4×5×5"),
+            "{}",
+            diags[0].message
+        );
+        assert_eq!(
+            diags[1].message,
+            "layer `c` (Crop) takes exactly 2 bottoms, but has 1"
+        );
+    }
+
+    #[test]
+    fn phases_filter_layers_and_hint_at_rules() {
+        let mut spec = net(&[
+            (
+                "d",
+                "DummyData",
+                &[],
+                &["x"],
+                &[("dummy_data_param", &[dims(&[2, 3])])],
+            ),
+            ("s", "Sigmoid", &["x"], &["y"], &[]),
+        ]);
+        spec.layers[0].include.push(StateRule {
+            phase: Some(Phase::Train),
+            ..StateRule::default()
+        });
+        let (_, all) = check_all(&spec, &ShapeCtx::default());
+        // TEST and deploy report the same problem once.
+        assert_eq!(codes(&all), ["netc::missing_bottom"]);
+        assert!(all[0].message.contains("TEST phase"));
+        let help = all[0].help.as_deref().unwrap_or("");
+        assert!(
+            help.contains("exclude this layer from the TEST phase with include { phase: TRAIN }"),
+            "{help}"
+        );
+        let (ir, d) = build(&spec, &NetState::train(), &ShapeCtx::default());
+        assert!(d.is_empty());
+        assert_eq!(ir.expect("train").blobs[1].shape, Some(vec![2, 3]));
+    }
+
+    #[test]
+    fn unknown_num_output_is_a_warning_not_an_error() {
+        let input = [dims(&[1, 4])];
+        let spec = net(&[
+            ("in", "Input", &[], &["x"], &[("input_param", &input)]),
+            ("ip", "InnerProduct", &["x"], &["y"], &[]),
+        ]);
+        let (ir, diags) = build(&spec, &NetState::train(), &ShapeCtx::default());
+        assert_eq!(codes(&diags), ["netc::num_output_from_dataset"]);
+        assert_eq!(diags[0].severity, Severity::Warning);
+        assert_eq!(ir.expect("built").blobs[1].shape, None);
+        let ctx = ShapeCtx {
+            num_classes: Some(7),
+            ..ShapeCtx::default()
+        };
+        let (ir, diags) = build(&spec, &NetState::train(), &ctx);
+        assert!(diags.is_empty());
+        assert_eq!(ir.expect("built").blobs[1].shape, Some(vec![1, 7]));
     }
 }

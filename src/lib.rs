@@ -6,9 +6,12 @@
 //! shape inference; layer types in [`layers`]) → {[`dot`], [`engine`]} → [`train`] /
 //! [`classify`]. Datasets live in [`data`].
 
+pub mod analysis;
+pub mod classify;
 pub mod commands;
 pub mod data;
 pub mod diag;
+pub mod dot;
 pub mod engine;
 pub mod feed;
 pub mod front;

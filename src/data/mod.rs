@@ -197,3 +197,16 @@ pub struct DataError {
     #[help]
     pub help: Option<String>,
 }
+
+/// The image size (C, H, W) and class count of a dataset, read cheaply: from `info.yaml`
+/// for a netc dataset, else by opening it. `None` when it cannot be read.
+pub fn peek(path: &Path) -> Option<([usize; 3], usize)> {
+    let info = path.join("info.yaml");
+    if info.is_file() {
+        let v: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&info).ok()?).ok()?;
+        let g = |k: &str| v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
+        return Some(([g("channels")?, g("height")?, g("width")?], g("classes")?));
+    }
+    let d = open(path).ok()?;
+    Some(([d.channels, d.height, d.width], d.num_classes()))
+}

@@ -190,6 +190,30 @@ impl Layer for Convolution {
         }
         d
     }
+    fn forward_candle(
+        &self,
+        bottoms: &[candle_core::Tensor],
+        params: &[candle_core::Tensor],
+    ) -> Result<Vec<candle_core::Tensor>, LayerError> {
+        let w = &self.window;
+        if w.stride[0] != w.stride[1] || w.dilation[0] != w.dilation[1] {
+            return Err(LayerError::new("candle convolves with equal strides and dilations only"));
+        }
+        let x = bottoms[0]
+            .pad_with_zeros(2, w.pad[0], w.pad[0])
+            .and_then(|x| x.pad_with_zeros(3, w.pad[1], w.pad[1]))
+            .map_err(super::candle_err)?;
+        let mut y = x
+            .conv2d(&params[0], 0, w.stride[0], w.dilation[0], self.group)
+            .map_err(super::candle_err)?;
+        if let Some(b) = params.get(1) {
+            y = b
+                .reshape((1, self.num_output, 1, 1))
+                .and_then(|b| y.broadcast_add(&b))
+                .map_err(super::candle_err)?;
+        }
+        Ok(vec![y])
+    }
     fn lower(
         &self,
         bottoms: &[Shape],

@@ -45,6 +45,14 @@ impl Layer for Dropout {
     fn details(&self) -> Vec<String> {
         vec![format!("ratio {}", self.ratio)]
     }
+    fn forward_candle(
+        &self,
+        bottoms: &[candle_core::Tensor],
+        _params: &[candle_core::Tensor],
+    ) -> Result<Vec<candle_core::Tensor>, LayerError> {
+        // Inference: the identity (Caffe scales at training time).
+        Ok(vec![bottoms[0].clone()])
+    }
     fn lower(
         &self,
         bottoms: &[Shape],

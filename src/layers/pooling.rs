@@ -157,12 +157,10 @@ impl Layer for Pooling {
         let top = vec![b[0], b[1], g.out_h, g.out_w];
         Ok(vec![top; self.tops])
     }
-    fn macs(&self, _bottoms: &[Shape], tops: &[Shape]) -> u64 {
-        // Comparisons or additions, counted like multiply-accumulates by Netscope.
-        let Some(w) = self.window else { return 0 };
-        tops.first().map_or(0, |t| {
-            (t[1..].iter().product::<usize>() * w.kernel[0] * w.kernel[1]) as u64
-        })
+    /// Pooling compares or adds but multiplies nothing: 0 multiply-accumulates, which
+    /// gives Caffe's LeNet its golden 2,293,000 MACs per image (conv and ip only).
+    fn macs(&self, _bottoms: &[Shape], _tops: &[Shape]) -> u64 {
+        0
     }
     fn details(&self) -> Vec<String> {
         let m = match self.method {
@@ -184,6 +182,55 @@ impl Layer for Pooling {
                 d
             }
         }
+    }
+    fn forward_candle(
+        &self,
+        bottoms: &[candle_core::Tensor],
+        _params: &[candle_core::Tensor],
+    ) -> Result<Vec<candle_core::Tensor>, LayerError> {
+        use candle_core::Tensor;
+        let e = super::candle_err;
+        let x = &bottoms[0];
+        let g = self.geom(&x.dims().to_vec())?;
+        let fill = if self.method == Method::Max { f32::NEG_INFINITY } else { 0.0 };
+        // Pad so every window Caffe takes (padding and ceil rounding) lies inside.
+        let pad_axis = |x: Tensor, axis: usize, size: usize, pad: usize, k: usize, s: usize, out: usize| {
+            let right = ((out - 1) * s + k).saturating_sub(size + pad);
+            let mut parts = Vec::new();
+            let mut dims = x.dims().to_vec();
+            if pad > 0 {
+                dims[axis] = pad;
+                parts.push(Tensor::full(fill, dims.clone(), x.device())?);
+            }
+            parts.push(x.clone());
+            if right > 0 {
+                dims[axis] = right;
+                parts.push(Tensor::full(fill, dims, x.device())?);
+            }
+            Tensor::cat(&parts, axis)
+        };
+        let x = pad_axis(x.clone(), 2, g.height, g.pad[0], g.kernel[0], g.stride[0], g.out_h)
+            .and_then(|x| pad_axis(x, 3, g.width, g.pad[1], g.kernel[1], g.stride[1], g.out_w))
+            .map_err(e)?;
+        let (k, s) = ((g.kernel[0], g.kernel[1]), (g.stride[0], g.stride[1]));
+        let y = match self.method {
+            Method::Max => x.max_pool2d_with_stride(k, s),
+            _ => x.avg_pool2d_with_stride(k, s),
+        }
+        .and_then(|y| y.narrow(2, 0, g.out_h)?.narrow(3, 0, g.out_w))
+        .map_err(e)?;
+        if self.method == Method::Max {
+            return Ok(vec![y]);
+        }
+        // Caffe divides by the window clipped to the padded image, not by k².
+        let mut div = Vec::with_capacity(g.out_h * g.out_w);
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                div.push((g.kernel[0] * g.kernel[1]) as f32 / g.window(oy, ox).2 as f32);
+            }
+        }
+        let div = Tensor::from_vec(div, (1, 1, g.out_h, g.out_w), y.device()).map_err(e)?;
+        Ok(vec![y.broadcast_mul(&div).map_err(e)?])
     }
     fn lower(
         &self,
@@ -240,34 +287,57 @@ impl PoolGeom {
     }
 }
 
+/// Output values handled per thread task (small planes are grouped).
+const TASK: usize = 1 << 14;
+
+impl PoolOp {
+    /// Row ranges per output row, column ranges per output column, and the AVE divisor
+    /// per output position, computed once per call instead of per output.
+    fn table(&self) -> (Vec<(usize, usize)>, Vec<(usize, usize)>, Vec<f32>) {
+        let g = self.geom;
+        let rows: Vec<_> = (0..g.out_h).map(|y| { let (r, _, _) = g.window(y, 0); (r.start, r.end) }).collect();
+        let cols: Vec<_> = (0..g.out_w).map(|x| { let (_, c, _) = g.window(0, x); (c.start, c.end) }).collect();
+        let mut div = Vec::with_capacity(g.out_h * g.out_w);
+        for y in 0..g.out_h {
+            for x in 0..g.out_w {
+                div.push(1.0 / g.window(y, x).2 as f32);
+            }
+        }
+        (rows, cols, div)
+    }
+}
+
 impl Op for PoolOp {
     fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
         let g = self.geom;
         let (ip, op) = (g.height * g.width, g.out_h * g.out_w);
+        let per_task = (TASK / op.max(1)).max(1);
+        let (rows, cols, div) = self.table();
         let x = &bottoms[0].data;
         let (y, rest) = tops.split_first_mut().expect("pooling has a top");
         match self.method {
             Method::Max => {
                 y.data
-                    .par_chunks_mut(op)
-                    .zip(self.argmax.par_chunks_mut(op))
-                    .zip(x.par_chunks(ip))
+                    .par_chunks_mut(op * per_task)
+                    .zip(self.argmax.par_chunks_mut(op * per_task))
+                    .zip(x.par_chunks(ip * per_task))
                     .for_each(|((y, am), x)| {
-                        for oy in 0..g.out_h {
-                            for ox in 0..g.out_w {
-                                let (rows, cols, _) = g.window(oy, ox);
-                                let (mut best, mut at) = (f32::NEG_INFINITY, 0usize);
-                                for r in rows {
-                                    for c in cols.clone() {
-                                        let v = x[r * g.width + c];
-                                        if v > best {
-                                            best = v;
-                                            at = r * g.width + c;
+                        for ((y, am), x) in y.chunks_mut(op).zip(am.chunks_mut(op)).zip(x.chunks(ip)) {
+                            for (oy, &(r0, r1)) in rows.iter().enumerate() {
+                                for (ox, &(c0, c1)) in cols.iter().enumerate() {
+                                    let (mut best, mut at) = (f32::NEG_INFINITY, r0 * g.width + c0);
+                                    for r in r0..r1 {
+                                        let line = &x[r * g.width..(r + 1) * g.width];
+                                        for c in c0..c1 {
+                                            if line[c] > best {
+                                                best = line[c];
+                                                at = r * g.width + c;
+                                            }
                                         }
                                     }
+                                    y[oy * g.out_w + ox] = best;
+                                    am[oy * g.out_w + ox] = at as u32;
                                 }
-                                y[oy * g.out_w + ox] = best;
-                                am[oy * g.out_w + ox] = at as u32;
                             }
                         }
                     });
@@ -278,23 +348,19 @@ impl Op for PoolOp {
                 }
             }
             _ => {
-                y.data
-                    .par_chunks_mut(op)
-                    .zip(x.par_chunks(ip))
-                    .for_each(|(y, x)| {
-                        for oy in 0..g.out_h {
-                            for ox in 0..g.out_w {
-                                let (rows, cols, size) = g.window(oy, ox);
+                y.data.par_chunks_mut(op * per_task).zip(x.par_chunks(ip * per_task)).for_each(|(y, x)| {
+                    for (y, x) in y.chunks_mut(op).zip(x.chunks(ip)) {
+                        for (oy, &(r0, r1)) in rows.iter().enumerate() {
+                            for (ox, &(c0, c1)) in cols.iter().enumerate() {
                                 let mut s = 0.0;
-                                for r in rows {
-                                    s += x[r * g.width + cols.start..r * g.width + cols.end]
-                                        .iter()
-                                        .sum::<f32>();
+                                for r in r0..r1 {
+                                    s += x[r * g.width + c0..r * g.width + c1].iter().sum::<f32>();
                                 }
-                                y[oy * g.out_w + ox] = s / size as f32;
+                                y[oy * g.out_w + ox] = s * div[oy * g.out_w + ox];
                             }
                         }
-                    });
+                    }
+                });
                 if let Some(mask) = rest.first_mut() {
                     mask.data.fill(0.0);
                 }
@@ -308,37 +374,38 @@ impl Op for PoolOp {
         }
         let g = self.geom;
         let (ip, op) = (g.height * g.width, g.out_h * g.out_w);
+        let per_task = (TASK / op.max(1)).max(1);
         let dy = &tops[0].diff;
         let dx = &mut bottoms[0].diff;
         match self.method {
             Method::Max => {
-                dx.par_chunks_mut(ip)
-                    .zip(dy.par_chunks(op))
-                    .zip(self.argmax.par_chunks(op))
+                dx.par_chunks_mut(ip * per_task)
+                    .zip(dy.par_chunks(op * per_task))
+                    .zip(self.argmax.par_chunks(op * per_task))
                     .for_each(|((dx, dy), am)| {
                         dx.fill(0.0);
-                        for (d, a) in dy.iter().zip(am) {
-                            dx[*a as usize] += d;
+                        for ((dx, dy), am) in dx.chunks_mut(ip).zip(dy.chunks(op)).zip(am.chunks(op)) {
+                            for (d, a) in dy.iter().zip(am) {
+                                dx[*a as usize] += d;
+                            }
                         }
                     });
             }
             _ => {
-                dx.par_chunks_mut(ip)
-                    .zip(dy.par_chunks(op))
-                    .for_each(|(dx, dy)| {
-                        dx.fill(0.0);
-                        for oy in 0..g.out_h {
-                            for ox in 0..g.out_w {
-                                let (rows, cols, size) = g.window(oy, ox);
-                                let d = dy[oy * g.out_w + ox] / size as f32;
-                                for r in rows {
-                                    dx[r * g.width + cols.start..r * g.width + cols.end]
-                                        .iter_mut()
-                                        .for_each(|v| *v += d);
+                let (rows, cols, div) = self.table();
+                dx.par_chunks_mut(ip * per_task).zip(dy.par_chunks(op * per_task)).for_each(|(dx, dy)| {
+                    dx.fill(0.0);
+                    for (dx, dy) in dx.chunks_mut(ip).zip(dy.chunks(op)) {
+                        for (oy, &(r0, r1)) in rows.iter().enumerate() {
+                            for (ox, &(c0, c1)) in cols.iter().enumerate() {
+                                let d = dy[oy * g.out_w + ox] * div[oy * g.out_w + ox];
+                                for r in r0..r1 {
+                                    dx[r * g.width + c0..r * g.width + c1].iter_mut().for_each(|v| *v += d);
                                 }
                             }
                         }
-                    });
+                    }
+                });
             }
         }
     }

@@ -163,8 +163,9 @@ pub fn validate(net: &mut Net, split: &Split, pre: &Preprocess, classes: usize) 
             let truth = row.get(label).copied().unwrap_or(f32::NEG_INFINITY);
             loss += lse - truth as f64;
             let better = row.iter().enumerate().filter(|(c, v)| *c != label && **v >= truth).count();
-            top1 += (better < 1) as usize;
-            top5 += (better < 5) as usize;
+            let ok = !truth.is_nan();
+            top1 += (ok && better < 1) as usize;
+            top5 += (ok && better < 5) as usize;
             n += 1;
         }
     }
