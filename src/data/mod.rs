@@ -106,6 +106,7 @@ pub enum ResizeMode {
     /// Keep the aspect ratio, resize so the image fits inside, pad with random noise.
     Fill,
     /// Half of each: resize to the mean of the two ratios, crop the long side, pad the short.
+    #[value(name = "half_crop", alias = "half-crop")]
     HalfCrop,
 }
 
