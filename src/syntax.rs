@@ -448,10 +448,13 @@ fn syntax_error(src: &Source, e: &pest::error::Error<Rule>) -> Diagnostic {
                 "opened here",
                 Some(format!("add the missing `{close}`")),
             );
-            d.labels.push((
-                text.len()..text.len(),
-                format!("the file ends here, expected `{close}`"),
-            ));
+            let end = text.trim_end().len();
+            if end > open + 1 {
+                d.labels.push((
+                    end - 1..end,
+                    format!("the file ends here, still inside it; expected `{close}`"),
+                ));
+            }
             return d;
         }
     }
@@ -521,6 +524,65 @@ fn is_blank(s: &str) -> bool {
         let t = l.trim_start_matches([' ', '\t', '\r', '\u{0B}', '\u{0C}']);
         t.is_empty() || t.starts_with('#')
     })
+}
+
+/// Writes `msg` in protobuf text format, two spaces per level, the way Caffe's tools print
+/// nets; the output parses back to the same tree (spans aside).
+pub fn print(msg: &Message) -> String {
+    let mut out = String::new();
+    print_fields(msg, 0, &mut out);
+    out
+}
+
+fn print_fields(msg: &Message, depth: usize, out: &mut String) {
+    for f in &msg.fields {
+        out.push_str(&"  ".repeat(depth));
+        out.push_str(&f.name);
+        match &f.value {
+            Value::Message(m) => {
+                out.push_str(" {\n");
+                print_fields(m, depth + 1, out);
+                out.push_str(&"  ".repeat(depth));
+                out.push_str("}\n");
+            }
+            v => {
+                out.push_str(": ");
+                out.push_str(&print_scalar(v));
+                out.push('\n');
+            }
+        }
+    }
+}
+
+/// One scalar value as protobuf text.
+pub fn print_scalar(v: &Value) -> String {
+    match v {
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) if f.is_nan() => "nan".into(),
+        Value::Float(f) if f.is_infinite() => if *f > 0.0 { "inf" } else { "-inf" }.into(),
+        Value::Float(f) => format!("{f:?}"),
+        Value::Ident(s) => s.clone(),
+        Value::Str(s) => {
+            let mut q = String::with_capacity(s.len() + 2);
+            q.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => q.push_str("\\\""),
+                    '\\' => q.push_str("\\\\"),
+                    '\n' => q.push_str("\\n"),
+                    '\r' => q.push_str("\\r"),
+                    '\t' => q.push_str("\\t"),
+                    c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                        q.push_str(&format!("\\{:03o}", c as u32))
+                    }
+                    c => q.push(c),
+                }
+            }
+            q.push('"');
+            q
+        }
+        Value::Message(m) => format!("{{\n{}}}", print(m)),
+    }
 }
 
 #[cfg(test)]
@@ -660,6 +722,17 @@ mod tests {
         assert_eq!(fails("a: {").code, "netc::unclosed_brace");
         assert_eq!(fails("a { b: 1 >").code, "netc::syntax");
         assert_eq!(fails(&"a {".repeat(200)).code, "netc::too_deep");
+    }
+
+    #[test]
+    fn print_round_trips() {
+        let t = "a: 1 b: -2.5 c: 1e-8 d: \"q\\\"\\\\\\n\\001\" e: MAX f { g: inf h: 'x' } f { }";
+        let m = root(t);
+        let printed = print(&m);
+        assert_eq!(printed, "a: 1\nb: -2.5\nc: 1e-8\nd: \"q\\\"\\\\\\n\\001\"\ne: MAX\nf {\n  g: inf\n  h: \"x\"\n}\nf {\n}\n");
+        let again = root(&printed);
+        let strip = |m: &Message| print(m);
+        assert_eq!(strip(&again), printed);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod blas;
 #[cfg(test)]
 pub mod gradcheck;
 pub mod im2col;
+pub mod net;
 
 use crate::layers::Shape;
 

@@ -108,7 +108,7 @@ impl Op for AccuracyOp {
                 let better = (0..ch)
                     .filter(|&c| c != l as usize && at(c) >= truth)
                     .count();
-                let hit = better < self.top_k;
+                let hit = !truth.is_nan() && better < self.top_k;
                 hits += hit as usize;
                 count += 1;
                 per_class[l as usize].1 += 1;

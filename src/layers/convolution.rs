@@ -9,8 +9,8 @@ use super::{
     first, param_mults, positive, span_of, Arity, Kind, Layer, LayerError, LayerType, Shape,
     ShapeCtx,
 };
-use crate::engine::blas::{sgemm_serial, T};
-use crate::engine::im2col::{col2im, im2col, Geom};
+use crate::engine::blas::{sgemm_ld, Mat, T};
+use crate::engine::im2col::{col2im_plane, im2col_plane, Geom};
 use crate::engine::{Blob, Op, Param, Rng};
 use crate::spec::LayerSpec;
 
@@ -220,49 +220,62 @@ impl Layer for Convolution {
             self.num_output,
             self.group,
             params,
+            b[0],
         )))
     }
 }
 
-/// Convolution over preallocated column buffers, one per worker.
+/// Convolution as Caffe's GPU path does it: a chunk of samples is unrolled side by side
+/// into one column buffer (C·kh·kw rows of samples·OH·OW), so each pass is one large
+/// matrix product per group instead of many small ones.
 #[derive(Debug)]
 pub struct ConvOp {
     geom: Geom,
     out: usize,
     group: usize,
     params: Vec<Param>,
-    /// One im2col buffer per worker.
-    cols: Vec<Vec<f32>>,
-    /// Per-worker partial weight gradients, summed after the backward pass.
-    partial: Vec<Vec<f32>>,
-    /// A 1×1 kernel with stride 1 and no pad: the input is its own column buffer.
-    pointwise: bool,
+    /// The column buffer of one chunk.
+    col: Vec<f32>,
+    /// Outputs (forward) or output gradients (backward) of one chunk: O rows.
+    ybuf: Vec<f32>,
+    /// Samples per chunk.
+    chunk: usize,
+    /// Whether `col` still holds the last forward pass's columns (one-chunk batches).
+    col_fresh: bool,
 }
 
+/// Column buffers are kept under this many values (128 MiB).
+const COL_LIMIT: usize = 32 << 20;
+
 impl ConvOp {
-    pub fn new(geom: Geom, out: usize, group: usize, params: Vec<Param>) -> ConvOp {
-        let workers = rayon::current_num_threads().max(1);
-        let col = geom.col_rows() * geom.col_cols();
-        let wcount = params[0].blob.count();
-        let pointwise = geom.kernel_h == 1
-            && geom.kernel_w == 1
-            && geom.stride_h == 1
-            && geom.stride_w == 1
-            && geom.pad_h == 0
-            && geom.pad_w == 0;
+    pub fn new(geom: Geom, out: usize, group: usize, params: Vec<Param>, batch: usize) -> ConvOp {
+        let per = geom.col_rows() * geom.col_cols();
+        let chunk = (COL_LIMIT / per.max(1)).clamp(1, batch.max(1));
         ConvOp {
             geom,
             out,
             group,
             params,
-            cols: vec![vec![0.0; if pointwise { 0 } else { col }]; workers],
-            partial: vec![vec![0.0; wcount]; workers],
-            pointwise,
+            col: vec![0.0; per * chunk],
+            ybuf: vec![0.0; out * geom.col_cols() * chunk],
+            chunk,
+            col_fresh: false,
         }
     }
 
-    fn chunk(&self, n: usize) -> usize {
-        n.div_ceil(self.cols.len()).max(1)
+    /// Unrolls samples `s0..s0+nb` of `x` into `col`.
+    fn unroll(&mut self, x: &[f32], s0: usize, nb: usize) {
+        let g = self.geom;
+        let (hw_in, hw) = (g.height * g.width, g.col_cols());
+        let in_per = g.channels * hw_in;
+        let ld = nb * hw;
+        let kk = g.kernel_h * g.kernel_w;
+        self.col[..g.channels * kk * ld].par_chunks_mut(kk * ld).enumerate().for_each(|(c, rows)| {
+            for n in 0..nb {
+                let plane = &x[(s0 + n) * in_per + c * hw_in..][..hw_in];
+                im2col_plane(&g, plane, rows, ld, n * hw);
+            }
+        });
     }
 }
 
@@ -270,64 +283,57 @@ impl Op for ConvOp {
     fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
         let g = self.geom;
         let n = bottoms[0].shape[0];
-        let in_per = g.channels * g.height * g.width;
         let hw = g.col_cols();
         let out_per = self.out * hw;
         let (og, kg) = (self.out / self.group, g.col_rows() / self.group);
-        let chunk = self.chunk(n);
-        let weight = &self.params[0].blob.data;
-        let bias = self.params.get(1).map(|p| &p.blob.data);
-        let (group, pointwise) = (self.group, self.pointwise);
         let x = &bottoms[0].data;
-        tops[0]
-            .data
-            .par_chunks_mut(chunk * out_per)
-            .zip(x.par_chunks(chunk * in_per))
-            .zip(self.cols.par_iter_mut())
-            .for_each(|((y, x), col)| {
-                for (y, x) in y.chunks_mut(out_per).zip(x.chunks(in_per)) {
-                    let col: &[f32] = if pointwise {
-                        x
-                    } else {
-                        im2col(&g, x, col);
-                        col
-                    };
-                    for gi in 0..group {
-                        sgemm_serial(
-                            T::N,
-                            T::N,
-                            og,
-                            hw,
-                            kg,
-                            &weight[gi * og * kg..],
-                            &col[gi * kg * hw..],
-                            &mut y[gi * og * hw..],
-                            false,
-                        );
+        let mut s0 = 0;
+        while s0 < n {
+            let nb = self.chunk.min(n - s0);
+            let ld = nb * hw;
+            self.unroll(x, s0, nb);
+            let weight = &self.params[0].blob.data;
+            for gi in 0..self.group {
+                sgemm_ld(
+                    true,
+                    og,
+                    ld,
+                    kg,
+                    Mat { data: &weight[gi * og * kg..], ld: kg, t: T::N },
+                    Mat { data: &self.col[gi * kg * ld..], ld, t: T::N },
+                    &mut self.ybuf[gi * og * ld..],
+                    ld,
+                    false,
+                );
+            }
+            let bias = self.params.get(1).map(|p| &p.blob.data);
+            let ybuf = &self.ybuf;
+            let out = self.out;
+            tops[0].data[s0 * out_per..(s0 + nb) * out_per]
+                .par_chunks_mut(out_per)
+                .enumerate()
+                .for_each(|(k, y)| {
+                    for o in 0..out {
+                        let b = bias.map_or(0.0, |b| b[o]);
+                        let src = &ybuf[o * ld + k * hw..][..hw];
+                        y[o * hw..(o + 1) * hw].iter_mut().zip(src).for_each(|(d, s)| *d = s + b);
                     }
-                    if let Some(b) = bias {
-                        for (o, row) in y.chunks_mut(hw).enumerate() {
-                            let bo = b[o];
-                            row.iter_mut().for_each(|v| *v += bo);
-                        }
-                    }
-                }
-            });
+                });
+            s0 += nb;
+        }
+        self.col_fresh = n <= self.chunk;
     }
 
     fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]) {
         let g = self.geom;
         let n = tops[0].shape[0];
-        let in_per = g.channels * g.height * g.width;
-        let hw = g.col_cols();
+        let (hw_in, hw) = (g.height * g.width, g.col_cols());
+        let in_per = g.channels * hw_in;
         let out_per = self.out * hw;
         let (og, kg) = (self.out / self.group, g.col_rows() / self.group);
-        let chunk = self.chunk(n);
-        let (group, pointwise) = (self.group, self.pointwise);
+        let kk = g.kernel_h * g.kernel_w;
         let dy = &tops[0].diff;
         let bottom = &mut *bottoms[0];
-        let x = &bottom.data;
-        // Bias: sum of the output gradient over samples and positions.
         if self.params.len() > 1 {
             let db = &mut self.params[1].blob.diff;
             db.fill(0.0);
@@ -337,80 +343,65 @@ impl Op for ConvOp {
                 }
             }
         }
-        // Weights: per worker, sum over its samples of dy · colᵀ.
-        self.partial
-            .par_iter_mut()
-            .zip(self.cols.par_iter_mut())
-            .zip(
-                dy.par_chunks(chunk * out_per)
-                    .zip(x.par_chunks(chunk * in_per)),
-            )
-            .for_each(|((dw, col), (dy, x))| {
-                dw.fill(0.0);
-                for (dy, x) in dy.chunks(out_per).zip(x.chunks(in_per)) {
-                    let col: &[f32] = if pointwise {
-                        x
-                    } else {
-                        im2col(&g, x, col);
-                        col
-                    };
-                    for gi in 0..group {
-                        sgemm_serial(
-                            T::N,
-                            T::T,
-                            og,
-                            kg,
-                            hw,
-                            &dy[gi * og * hw..],
-                            &col[gi * kg * hw..],
-                            &mut dw[gi * og * kg..],
-                            true,
-                        );
-                    }
+        let prop = prop_down.first().copied().unwrap_or(false);
+        let mut s0 = 0;
+        while s0 < n {
+            let nb = self.chunk.min(n - s0);
+            let ld = nb * hw;
+            if !self.col_fresh {
+                self.unroll(&bottom.data, s0, nb);
+            }
+            // The chunk's output gradient, O rows of samples side by side.
+            self.ybuf[..self.out * ld].par_chunks_mut(ld).enumerate().for_each(|(o, row)| {
+                for k in 0..nb {
+                    row[k * hw..(k + 1) * hw].copy_from_slice(&dy[(s0 + k) * out_per + o * hw..][..hw]);
                 }
             });
-        let dw = &mut self.params[0].blob.diff;
-        dw.copy_from_slice(&self.partial[0]);
-        let workers = n.div_ceil(chunk);
-        for p in &self.partial[1..workers.max(1)] {
-            dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-        }
-        if !prop_down.first().copied().unwrap_or(false) {
-            return;
-        }
-        // Input: colᵀ-gradient Wᵀ · dy, folded back with col2im.
-        let weight = &self.params[0].blob.data;
-        bottom
-            .diff
-            .par_chunks_mut(chunk * in_per)
-            .zip(dy.par_chunks(chunk * out_per))
-            .zip(self.cols.par_iter_mut())
-            .for_each(|((dx, dy), col)| {
-                for (dx, dy) in dx.chunks_mut(in_per).zip(dy.chunks(out_per)) {
-                    let col_grad = |target: &mut [f32]| {
-                        for gi in 0..group {
-                            sgemm_serial(
-                                T::T,
-                                T::N,
-                                kg,
-                                hw,
-                                og,
-                                &weight[gi * og * kg..],
-                                &dy[gi * og * hw..],
-                                &mut target[gi * kg * hw..],
-                                false,
-                            );
-                        }
-                    };
-                    if pointwise {
-                        col_grad(dx);
-                    } else {
-                        col_grad(col);
+            let (weight, dw) = {
+                let p = &mut self.params[0].blob;
+                (&p.data, &mut p.diff)
+            };
+            for gi in 0..self.group {
+                sgemm_ld(
+                    true,
+                    og,
+                    kg,
+                    ld,
+                    Mat { data: &self.ybuf[gi * og * ld..], ld, t: T::N },
+                    Mat { data: &self.col[gi * kg * ld..], ld, t: T::T },
+                    &mut dw[gi * og * kg..],
+                    kg,
+                    s0 > 0,
+                );
+            }
+            if prop {
+                for gi in 0..self.group {
+                    sgemm_ld(
+                        true,
+                        kg,
+                        ld,
+                        og,
+                        Mat { data: &weight[gi * og * kg..], ld: kg, t: T::T },
+                        Mat { data: &self.ybuf[gi * og * ld..], ld, t: T::N },
+                        &mut self.col[gi * kg * ld..],
+                        ld,
+                        false,
+                    );
+                }
+                let col = &self.col;
+                bottom.diff[s0 * in_per..(s0 + nb) * in_per]
+                    .par_chunks_mut(in_per)
+                    .enumerate()
+                    .for_each(|(k, dx)| {
                         dx.fill(0.0);
-                        col2im(&g, col, dx);
-                    }
-                }
-            });
+                        for c in 0..g.channels {
+                            col2im_plane(&g, &col[c * kk * ld..], ld, k * hw, &mut dx[c * hw_in..(c + 1) * hw_in]);
+                        }
+                    });
+                self.col_fresh = false;
+            }
+            s0 += nb;
+        }
     }
 
     fn params(&self) -> &[Param] {
@@ -435,6 +426,7 @@ mod tests {
         pad: usize,
         stride: usize,
         group: usize,
+        batch: usize,
     ) -> ConvOp {
         let geom = Geom {
             channels: c,
@@ -475,12 +467,13 @@ mod tests {
                     decay_mult: 1.0,
                 },
             ],
+            batch,
         )
     }
 
     #[test]
     fn forward_matches_direct_convolution() {
-        let mut o = op(2, 5, 4, 3, 3, 1, 2, 1);
+        let mut o = op(2, 5, 4, 3, 3, 1, 2, 1, 2);
         let (oh, ow) = (o.geom.out_h(), o.geom.out_w());
         let mut x = Blob::zeros(&[2, 2, 5, 4]);
         x.data
@@ -519,19 +512,23 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         check_op(
-            &mut op(2, 6, 5, 3, 3, 1, 1, 1),
+            &mut op(2, 6, 5, 3, 3, 1, 1, 1, 3),
             &[vec![3, 2, 6, 5]],
             &[vec![3, 3, 6, 5]],
         );
         check_op(
-            &mut op(4, 5, 5, 4, 2, 0, 2, 2),
+            &mut op(4, 5, 5, 4, 2, 0, 2, 2, 2),
             &[vec![2, 4, 5, 5]],
             &[vec![2, 4, 2, 2]],
         );
         check_op(
-            &mut op(3, 4, 4, 2, 1, 0, 1, 1),
+            &mut op(3, 4, 4, 2, 1, 0, 1, 1, 2),
             &[vec![2, 3, 4, 4]],
             &[vec![2, 2, 4, 4]],
         );
+        // Batches split into chunks of one sample give the same gradients.
+        let mut chunked = op(2, 6, 5, 3, 3, 1, 1, 1, 3);
+        chunked.chunk = 1;
+        check_op(&mut chunked, &[vec![3, 2, 6, 5]], &[vec![3, 3, 6, 5]]);
     }
 }
