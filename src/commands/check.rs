@@ -38,7 +38,7 @@ pub fn check_source(src: &crate::spec::Source, shape: &ShapeArgs) -> Checked {
             rows: Vec::new(),
         };
     };
-    let ctx = shape.ctx();
+    let ctx = shape.ctx_for(&spec);
     let (irs, ir_diags) = ir::check_all(&spec, &ctx);
     diagnostics.extend(ir_diags);
     diagnostics.extend(analysis::cannot_train(&spec));

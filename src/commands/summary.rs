@@ -238,7 +238,7 @@ pub fn run(args: Args) -> CmdResult {
     } else {
         args.phase.as_str()
     };
-    let ctx = args.shape.ctx();
+    let ctx = args.shape.ctx_for(&spec);
     let (net, ir_diags) = ir::build_partial(&spec, &state, &ctx);
     diags.extend(ir_diags);
     let errors = diags.iter().any(|d| d.severity == Severity::Error);

@@ -50,7 +50,10 @@ pub fn check_device(device: &str) -> Result<(), miette::Report> {
         "cpu" | "auto" => Ok(()),
         d if d == "cuda" || d.starts_with("cuda:") => {
             if d != "cuda" && d[5..].parse::<usize>().is_err() {
-                return Err(usage(format!("bad device \"{d}\""), Some("use cpu, cuda, cuda:N or auto".into())));
+                return Err(usage(
+                    format!("bad device \"{d}\""),
+                    Some("use cpu, cuda, cuda:N or auto".into()),
+                ));
             }
             if cfg!(feature = "cuda") {
                 Err(usage(
@@ -64,7 +67,10 @@ pub fn check_device(device: &str) -> Result<(), miette::Report> {
                 ))
             }
         }
-        d => Err(usage(format!("unknown device \"{d}\""), Some("use cpu, cuda, cuda:N or auto".into()))),
+        d => Err(usage(
+            format!("unknown device \"{d}\""),
+            Some("use cpu, cuda, cuda:N or auto".into()),
+        )),
     }
 }
 

@@ -84,7 +84,7 @@ pub fn run(args: Args) -> CmdResult {
         front::print_diagnostics(&diags);
         return Ok(1);
     };
-    let ctx = args.shape.ctx();
+    let ctx = args.shape.ctx_for(&spec);
     let irs: Vec<(&'static str, ir::NetIr)> = if args.phase == "all" {
         let (irs, d) = ir::check_all(&spec, &ctx);
         diags.extend(d);

@@ -140,7 +140,11 @@ impl Op for SoftmaxLossOp {
                 let c = (l.max(0) as usize).min(ch - 1);
                 let p = self.prob[o * ch * inner + c * inner + i];
                 // NaN scores give a NaN loss (max() would hide them), so divergence shows.
-                loss -= if p.is_nan() { f64::NAN } else { (p.max(f32::MIN_POSITIVE) as f64).ln() };
+                loss -= if p.is_nan() {
+                    f64::NAN
+                } else {
+                    (p.max(f32::MIN_POSITIVE) as f64).ln()
+                };
                 valid += 1;
             }
         }
