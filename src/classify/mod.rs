@@ -284,7 +284,13 @@ impl Model {
             data_chw: Some([self.pre.channels, self.pre.height, self.pre.width]),
             num_classes: Some(self.labels.len()),
         };
-        let (_, ir) = train::build_net_ir(&spec, &NetState::deploy(), &ctx, &mut Rng::seed_from_u64(0), "deploy")?;
+        let (_, ir) = train::build_net_ir(
+            &spec,
+            &NetState::deploy(),
+            &ctx,
+            &mut Rng::seed_from_u64(0),
+            "deploy",
+        )?;
         let cn = crate::engine::candle::CandleNet::new(ir, &self.net, dev)
             .map_err(|e| miette::miette!("cannot run the deploy net on {device}: {e}"))?;
         self.candle = Some(cn);
@@ -332,7 +338,11 @@ impl Model {
                     let blobs = cn.forward(&[(self.input, data.clone())]);
                     on_device = blobs
                         .ok()
-                        .and_then(|b| b[self.output].as_ref().and_then(|t| crate::engine::candle::values(t).ok()))
+                        .and_then(|b| {
+                            b[self.output]
+                                .as_ref()
+                                .and_then(|t| crate::engine::candle::values(t).ok())
+                        })
                         .unwrap_or_else(|| vec![f32::NAN; self.net.blobs[self.output].count()]);
                     &on_device
                 }

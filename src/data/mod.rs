@@ -203,7 +203,8 @@ pub struct DataError {
 pub fn peek(path: &Path) -> Option<([usize; 3], usize)> {
     let info = path.join("info.yaml");
     if info.is_file() {
-        let v: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&info).ok()?).ok()?;
+        let v: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&info).ok()?).ok()?;
         let g = |k: &str| v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
         return Some(([g("channels")?, g("height")?, g("width")?], g("classes")?));
     }

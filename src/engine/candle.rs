@@ -25,7 +25,11 @@ pub fn device(spec: &str) -> Result<Device, String> {
         "cuda" => 0,
         s => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
             Some(Ok(n)) => n,
-            _ => return Err(format!("unknown device \"{s}\": use cpu, cuda, cuda:N or auto")),
+            _ => {
+                return Err(format!(
+                    "unknown device \"{s}\": use cpu, cuda, cuda:N or auto"
+                ))
+            }
         },
     };
     if !cfg!(feature = "cuda") {
@@ -49,12 +53,21 @@ pub struct CandleNet {
 }
 
 fn err(layer: &str, e: impl std::fmt::Display) -> LowerError {
-    LowerError { layer: layer.to_string(), message: e.to_string(), help: None }
+    LowerError {
+        layer: layer.to_string(),
+        message: e.to_string(),
+        help: None,
+    }
 }
 
 impl std::fmt::Debug for CandleNet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CandleNet({} layers on {:?})", self.ir.layers.len(), self.device)
+        write!(
+            f,
+            "CandleNet({} layers on {:?})",
+            self.ir.layers.len(),
+            self.device
+        )
     }
 }
 
@@ -64,11 +77,17 @@ impl CandleNet {
         let mut params: HashMap<String, Vec<Var>> = HashMap::new();
         let mut order = Vec::new();
         for (layer, i, p) in net.params() {
-            let t = Var::from_slice(&p.blob.data, p.blob.shape.as_slice(), &device).map_err(|e| err(layer, e))?;
+            let t = Var::from_slice(&p.blob.data, p.blob.shape.as_slice(), &device)
+                .map_err(|e| err(layer, e))?;
             params.entry(layer.to_string()).or_default().push(t);
             order.push((layer.to_string(), i, p.lr_mult, p.decay_mult));
         }
-        Ok(CandleNet { ir, device, params, order })
+        Ok(CandleNet {
+            ir,
+            device,
+            params,
+            order,
+        })
     }
 
     /// Runs the forward pass with the data layers' tops given as (blob id, values); returns
@@ -77,11 +96,16 @@ impl CandleNet {
         self.run(inputs, false)
     }
 
-    fn run(&self, inputs: &[(usize, Vec<f32>)], train: bool) -> Result<Vec<Option<Tensor>>, LowerError> {
+    fn run(
+        &self,
+        inputs: &[(usize, Vec<f32>)],
+        train: bool,
+    ) -> Result<Vec<Option<Tensor>>, LowerError> {
         let mut blobs: Vec<Option<Tensor>> = vec![None; self.ir.blobs.len()];
         for (id, values) in inputs {
             let shape = self.ir.blobs[*id].shape.clone().unwrap_or_default();
-            let t = Tensor::from_slice(values, shape.as_slice(), &self.device).map_err(|e| err("input", e))?;
+            let t = Tensor::from_slice(values, shape.as_slice(), &self.device)
+                .map_err(|e| err("input", e))?;
             blobs[*id] = Some(t);
         }
         for l in &self.ir.layers {
@@ -91,18 +115,28 @@ impl CandleNet {
             let bottoms: Vec<Tensor> = l
                 .bottoms
                 .iter()
-                .map(|&b| blobs[b].clone().ok_or_else(|| err(&l.name, format!("blob \"{}\" was not computed", self.ir.blobs[b].name))))
+                .map(|&b| {
+                    blobs[b].clone().ok_or_else(|| {
+                        err(
+                            &l.name,
+                            format!("blob \"{}\" was not computed", self.ir.blobs[b].name),
+                        )
+                    })
+                })
                 .collect::<Result<_, _>>()?;
             let params: Vec<Tensor> = self
                 .params
                 .get(&l.name)
                 .map(|v| v.iter().map(|p| p.as_tensor().clone()).collect())
                 .unwrap_or_default();
-            let tops = l.layer.forward_candle(&bottoms, &params, train).map_err(|e| LowerError {
-                layer: l.name.clone(),
-                message: e.message,
-                help: e.help,
-            })?;
+            let tops = l
+                .layer
+                .forward_candle(&bottoms, &params, train)
+                .map_err(|e| LowerError {
+                    layer: l.name.clone(),
+                    message: e.message,
+                    help: e.help,
+                })?;
             for (&t, v) in l.tops.iter().zip(tops) {
                 blobs[t] = Some(v);
             }
@@ -121,7 +155,12 @@ pub struct CandleTrainer {
 }
 
 impl CandleTrainer {
-    pub fn new(ir: NetIr, engine: &Net, state: &SolverState, device: Device) -> Result<CandleTrainer, LowerError> {
+    pub fn new(
+        ir: NetIr,
+        engine: &Net,
+        state: &SolverState,
+        device: Device,
+    ) -> Result<CandleTrainer, LowerError> {
         let net = CandleNet::new(ir, engine, device)?;
         let mut losses = Vec::new();
         for l in &net.ir.layers {
@@ -137,26 +176,45 @@ impl CandleTrainer {
         for (k, (layer, i, _, _)) in net.order.iter().enumerate() {
             let v = &net.params[layer][*i];
             let h = match state.history.get(k) {
-                Some(h) if h.len() == v.elem_count() => Tensor::from_slice(h, v.shape(), &net.device),
+                Some(h) if h.len() == v.elem_count() => {
+                    Tensor::from_slice(h, v.shape(), &net.device)
+                }
                 _ => v.zeros_like(),
             }
             .map_err(|e| err(layer, e))?;
             history.push(h);
         }
-        Ok(CandleTrainer { net, losses, history })
+        Ok(CandleTrainer {
+            net,
+            losses,
+            history,
+        })
     }
 
     /// One iteration at learning rate `rate`; returns the loss before the update.
-    pub fn step(&mut self, inputs: &[(usize, Vec<f32>)], cfg: &SolverConfig, rate: f64) -> Result<f32, LowerError> {
+    pub fn step(
+        &mut self,
+        inputs: &[(usize, Vec<f32>)],
+        cfg: &SolverConfig,
+        rate: f64,
+    ) -> Result<f32, LowerError> {
         let e = |x: candle_core::Error| err("solver", x);
         if !matches!(cfg.solver_type, SolverType::Sgd | SolverType::Nesterov) {
-            return Err(err("solver", "the candle path runs SGD and Nesterov; use --device cpu for the other solvers"));
+            return Err(err(
+                "solver",
+                "the candle path runs SGD and Nesterov; use --device cpu for the other solvers",
+            ));
         }
         let blobs = self.net.run(inputs, true)?;
         let mut loss: Option<Tensor> = None;
         for &(b, w) in &self.losses {
-            let t = blobs[b].as_ref().ok_or_else(|| err("loss", "loss blob not computed"))?;
-            let term = t.sum_all().and_then(|s| s.affine(w as f64, 0.0)).map_err(e)?;
+            let t = blobs[b]
+                .as_ref()
+                .ok_or_else(|| err("loss", "loss blob not computed"))?;
+            let term = t
+                .sum_all()
+                .and_then(|s| s.affine(w as f64, 0.0))
+                .map_err(e)?;
             loss = Some(match loss {
                 Some(l) => (l + term).map_err(e)?,
                 None => term,
@@ -177,11 +235,13 @@ impl CandleTrainer {
                 g
             } else if cfg.regularization_type == "L1" {
                 {
-                let w = v.as_tensor();
-                let f = candle_core::DType::F32;
-                let sign = (w.gt(0.0).and_then(|t| t.to_dtype(f)).map_err(e)? - w.lt(0.0).and_then(|t| t.to_dtype(f)).map_err(e)?).map_err(e)?;
-                (g + sign.affine(decay, 0.0).map_err(e)?).map_err(e)?
-            }
+                    let w = v.as_tensor();
+                    let f = candle_core::DType::F32;
+                    let sign = (w.gt(0.0).and_then(|t| t.to_dtype(f)).map_err(e)?
+                        - w.lt(0.0).and_then(|t| t.to_dtype(f)).map_err(e)?)
+                    .map_err(e)?;
+                    (g + sign.affine(decay, 0.0).map_err(e)?).map_err(e)?
+                }
             } else {
                 (g + v.as_tensor().affine(decay, 0.0).map_err(e)?).map_err(e)?
             };
@@ -190,12 +250,20 @@ impl CandleTrainer {
         if cfg.clip_gradients >= 0.0 {
             let mut sq = 0.0f64;
             for g in &gs {
-                sq += g.sqr().and_then(|x| x.sum_all()).and_then(|x| x.to_scalar::<f32>()).map_err(e)? as f64;
+                sq += g
+                    .sqr()
+                    .and_then(|x| x.sum_all())
+                    .and_then(|x| x.to_scalar::<f32>())
+                    .map_err(e)? as f64;
             }
             let norm = sq.sqrt();
             if norm > cfg.clip_gradients {
                 let s = cfg.clip_gradients / norm;
-                gs = gs.into_iter().map(|g| g.affine(s, 0.0)).collect::<Result<_, _>>().map_err(e)?;
+                gs = gs
+                    .into_iter()
+                    .map(|g| g.affine(s, 0.0))
+                    .collect::<Result<_, _>>()
+                    .map_err(e)?;
             }
         }
         let mom = cfg.momentum;
@@ -207,9 +275,12 @@ impl CandleTrainer {
             let lr = rate * *lr_mult as f64;
             let v = &self.net.params[layer][*i];
             let prev = self.history[k].clone();
-            let h = (prev.affine(mom, 0.0).map_err(e)? + g.affine(lr, 0.0).map_err(e)?).map_err(e)?;
+            let h =
+                (prev.affine(mom, 0.0).map_err(e)? + g.affine(lr, 0.0).map_err(e)?).map_err(e)?;
             let update = match cfg.solver_type {
-                SolverType::Nesterov => (h.affine(1.0 + mom, 0.0).map_err(e)? - prev.affine(mom, 0.0).map_err(e)?).map_err(e)?,
+                SolverType::Nesterov => (h.affine(1.0 + mom, 0.0).map_err(e)?
+                    - prev.affine(mom, 0.0).map_err(e)?)
+                .map_err(e)?,
                 _ => h.clone(),
             };
             v.set(&(v.as_tensor() - update).map_err(e)?).map_err(e)?;
@@ -223,7 +294,11 @@ impl CandleTrainer {
     pub fn write_back(&self, net: &mut Net, state: &mut SolverState) -> Result<(), LowerError> {
         let mut k = 0;
         for (layer, i, p) in net.params_mut() {
-            let v = &self.net.params.get(layer).ok_or_else(|| err(layer, "missing"))?[i];
+            let v = &self
+                .net
+                .params
+                .get(layer)
+                .ok_or_else(|| err(layer, "missing"))?[i];
             let data = values(v.as_tensor()).map_err(|x| err(layer, x))?;
             p.blob.data.copy_from_slice(&data);
             if let (Some(h), Some(dst)) = (self.history.get(k), state.history.get_mut(k)) {
@@ -237,7 +312,9 @@ impl CandleTrainer {
 
 /// A tensor's values as a flat f32 vector (copied back from the device).
 pub fn values(t: &Tensor) -> Result<Vec<f32>, candle_core::Error> {
-    t.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()
+    t.flatten_all()?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1::<f32>()
 }
 
 #[cfg(test)]
@@ -249,16 +326,25 @@ mod tests {
 
     /// Engine and candle forward passes of `text`'s deploy net agree on every blob.
     fn agree(text: &str, batch: usize) {
-        let src = Source { path: "test.net".into(), text: text.into() };
+        let src = Source {
+            path: "test.net".into(),
+            text: text.into(),
+        };
         let (spec, diags) = crate::front::load_net(&src);
         let spec = spec.unwrap_or_else(|| panic!("{diags:?}"));
-        let ctx = ShapeCtx { batch: Some(batch), data_chw: None, num_classes: Some(10) };
+        let ctx = ShapeCtx {
+            batch: Some(batch),
+            data_chw: None,
+            num_classes: Some(10),
+        };
         let (ir, diags) = crate::ir::build(&spec, &NetState::deploy(), &ctx);
         let ir = ir.unwrap_or_else(|| panic!("{}", crate::front::render_with(&diags, false)));
         let mut rng = crate::engine::Rng::seed_from_u64(7);
         let mut net = Net::from_ir(&ir, &ctx, &mut rng).expect("lowers");
         let input = net.feeds[0].tops[0];
-        let values: Vec<f32> = (0..net.blobs[input].count()).map(|_| rng.random::<f32>() - 0.3).collect();
+        let values: Vec<f32> = (0..net.blobs[input].count())
+            .map(|_| rng.random::<f32>() - 0.3)
+            .collect();
         net.blobs[input].data.copy_from_slice(&values);
         net.forward(false);
         let cn = CandleNet::new(ir, &net, Device::Cpu).expect("candle net");
@@ -269,14 +355,19 @@ mod tests {
             let want = &net.blobs[id].data;
             assert_eq!(got.len(), want.len(), "blob {}", b.name);
             for (i, (g, w)) in got.iter().zip(want).enumerate() {
-                assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "blob {} [{i}]: candle {g} vs engine {w}", b.name);
+                assert!(
+                    (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                    "blob {} [{i}]: candle {g} vs engine {w}",
+                    b.name
+                );
             }
         }
     }
 
     #[test]
     fn lenet_agrees_with_the_engine() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/specs/lenet.net")).unwrap();
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/specs/lenet.net"))
+            .unwrap();
         agree(&text, 3);
     }
 
@@ -336,7 +427,10 @@ mod train_tests {
         "#;
 
     fn step_matches(text: &str) {
-        let src = Source { path: "t.net".into(), text: text.into() };
+        let src = Source {
+            path: "t.net".into(),
+            text: text.into(),
+        };
         let (spec, d) = crate::front::load_net(&src);
         let spec = spec.unwrap_or_else(|| panic!("{d:?}"));
         let ctx = ShapeCtx::default();
@@ -345,11 +439,17 @@ mod train_tests {
         let mut rng = crate::engine::Rng::seed_from_u64(3);
         let mut net = Net::from_ir(&ir, &ctx, &mut rng).unwrap();
         let (x, l) = (net.feeds[0].tops[0], net.feeds[0].tops[1]);
-        let xv: Vec<f32> = (0..net.blobs[x].count()).map(|_| rng.random::<f32>()).collect();
+        let xv: Vec<f32> = (0..net.blobs[x].count())
+            .map(|_| rng.random::<f32>())
+            .collect();
         let lv = vec![0.0, 3.0, 1.0, 4.0];
         net.blobs[x].data.copy_from_slice(&xv);
         net.blobs[l].data.copy_from_slice(&lv);
-        let cfg = SolverConfig { momentum: 0.0, weight_decay: 0.01, ..SolverConfig::default() };
+        let cfg = SolverConfig {
+            momentum: 0.0,
+            weight_decay: 0.01,
+            ..SolverConfig::default()
+        };
         let mut state = SolverState::new(net.params().map(|(_, _, p)| p));
         let mut tr = CandleTrainer::new(ir, &net, &state, Device::Cpu).unwrap();
         let closs = tr.step(&[(x, xv), (l, lv)], &cfg, 0.1).unwrap();
@@ -357,12 +457,19 @@ mod train_tests {
         net.backward();
         apply_update(&cfg, &mut state, net.params_mut().map(|(_, _, p)| p), 0.1);
         assert!((closs - eloss).abs() < 1e-5, "{closs} vs {eloss}");
-        let mut back = Net::from_ir(&tr.net.ir, &ctx, &mut crate::engine::Rng::seed_from_u64(99)).unwrap();
+        let mut back =
+            Net::from_ir(&tr.net.ir, &ctx, &mut crate::engine::Rng::seed_from_u64(99)).unwrap();
         let mut st2 = state.clone();
         tr.write_back(&mut back, &mut st2).unwrap();
         let mut bad = Vec::new();
         for ((name, i, a), (_, _, b)) in net.params().zip(back.params()) {
-            let worst = a.blob.data.iter().zip(&b.blob.data).map(|(u, v)| (u - v).abs()).fold(0.0f32, f32::max);
+            let worst = a
+                .blob
+                .data
+                .iter()
+                .zip(&b.blob.data)
+                .map(|(u, v)| (u - v).abs())
+                .fold(0.0f32, f32::max);
             if worst > 1e-5 {
                 bad.push(format!("{name}.{i}: {worst}"));
             }

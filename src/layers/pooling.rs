@@ -193,27 +193,40 @@ impl Layer for Pooling {
         let e = super::candle_err;
         let x = &bottoms[0];
         let g = self.geom(&x.dims().to_vec())?;
-        let fill = if self.method == Method::Max { f32::NEG_INFINITY } else { 0.0 };
+        let fill = if self.method == Method::Max {
+            f32::NEG_INFINITY
+        } else {
+            0.0
+        };
         // Pad so every window Caffe takes (padding and ceil rounding) lies inside.
         // (Enough on the right that each of the k strided views below has `out` windows.)
-        let pad_axis = |x: Tensor, axis: usize, size: usize, pad: usize, k: usize, s: usize, out: usize| {
-            let right = (out * s + k - 1).saturating_sub(size + pad);
-            let mut parts = Vec::new();
-            let mut dims = x.dims().to_vec();
-            if pad > 0 {
-                dims[axis] = pad;
-                parts.push(Tensor::full(fill, dims.clone(), x.device())?);
-            }
-            parts.push(x.clone());
-            if right > 0 {
-                dims[axis] = right;
-                parts.push(Tensor::full(fill, dims, x.device())?);
-            }
-            Tensor::cat(&parts, axis)
-        };
-        let x = pad_axis(x.clone(), 2, g.height, g.pad[0], g.kernel[0], g.stride[0], g.out_h)
-            .and_then(|x| pad_axis(x, 3, g.width, g.pad[1], g.kernel[1], g.stride[1], g.out_w))
-            .map_err(e)?;
+        let pad_axis =
+            |x: Tensor, axis: usize, size: usize, pad: usize, k: usize, s: usize, out: usize| {
+                let right = (out * s + k - 1).saturating_sub(size + pad);
+                let mut parts = Vec::new();
+                let mut dims = x.dims().to_vec();
+                if pad > 0 {
+                    dims[axis] = pad;
+                    parts.push(Tensor::full(fill, dims.clone(), x.device())?);
+                }
+                parts.push(x.clone());
+                if right > 0 {
+                    dims[axis] = right;
+                    parts.push(Tensor::full(fill, dims, x.device())?);
+                }
+                Tensor::cat(&parts, axis)
+            };
+        let x = pad_axis(
+            x.clone(),
+            2,
+            g.height,
+            g.pad[0],
+            g.kernel[0],
+            g.stride[0],
+            g.out_h,
+        )
+        .and_then(|x| pad_axis(x, 3, g.width, g.pad[1], g.kernel[1], g.stride[1], g.out_w))
+        .map_err(e)?;
         let (k, s) = ((g.kernel[0], g.kernel[1]), (g.stride[0], g.stride[1]));
         if self.method == Method::Max {
             // The maximum of the kh·kw strided views, one per window offset: unlike
@@ -319,8 +332,18 @@ impl PoolOp {
     /// per output position, computed once per call instead of per output.
     fn table(&self) -> (Vec<(usize, usize)>, Vec<(usize, usize)>, Vec<f32>) {
         let g = self.geom;
-        let rows: Vec<_> = (0..g.out_h).map(|y| { let (r, _, _) = g.window(y, 0); (r.start, r.end) }).collect();
-        let cols: Vec<_> = (0..g.out_w).map(|x| { let (_, c, _) = g.window(0, x); (c.start, c.end) }).collect();
+        let rows: Vec<_> = (0..g.out_h)
+            .map(|y| {
+                let (r, _, _) = g.window(y, 0);
+                (r.start, r.end)
+            })
+            .collect();
+        let cols: Vec<_> = (0..g.out_w)
+            .map(|x| {
+                let (_, c, _) = g.window(0, x);
+                (c.start, c.end)
+            })
+            .collect();
         let mut div = Vec::with_capacity(g.out_h * g.out_w);
         for y in 0..g.out_h {
             for x in 0..g.out_w {
@@ -346,7 +369,9 @@ impl Op for PoolOp {
                     .zip(self.argmax.par_chunks_mut(op * per_task))
                     .zip(x.par_chunks(ip * per_task))
                     .for_each(|((y, am), x)| {
-                        for ((y, am), x) in y.chunks_mut(op).zip(am.chunks_mut(op)).zip(x.chunks(ip)) {
+                        for ((y, am), x) in
+                            y.chunks_mut(op).zip(am.chunks_mut(op)).zip(x.chunks(ip))
+                        {
                             for (oy, &(r0, r1)) in rows.iter().enumerate() {
                                 for (ox, &(c0, c1)) in cols.iter().enumerate() {
                                     let (mut best, mut at) = (f32::NEG_INFINITY, r0 * g.width + c0);
@@ -372,19 +397,24 @@ impl Op for PoolOp {
                 }
             }
             _ => {
-                y.data.par_chunks_mut(op * per_task).zip(x.par_chunks(ip * per_task)).for_each(|(y, x)| {
-                    for (y, x) in y.chunks_mut(op).zip(x.chunks(ip)) {
-                        for (oy, &(r0, r1)) in rows.iter().enumerate() {
-                            for (ox, &(c0, c1)) in cols.iter().enumerate() {
-                                let mut s = 0.0;
-                                for r in r0..r1 {
-                                    s += x[r * g.width + c0..r * g.width + c1].iter().sum::<f32>();
+                y.data
+                    .par_chunks_mut(op * per_task)
+                    .zip(x.par_chunks(ip * per_task))
+                    .for_each(|(y, x)| {
+                        for (y, x) in y.chunks_mut(op).zip(x.chunks(ip)) {
+                            for (oy, &(r0, r1)) in rows.iter().enumerate() {
+                                for (ox, &(c0, c1)) in cols.iter().enumerate() {
+                                    let mut s = 0.0;
+                                    for r in r0..r1 {
+                                        s += x[r * g.width + c0..r * g.width + c1]
+                                            .iter()
+                                            .sum::<f32>();
+                                    }
+                                    y[oy * g.out_w + ox] = s * div[oy * g.out_w + ox];
                                 }
-                                y[oy * g.out_w + ox] = s * div[oy * g.out_w + ox];
                             }
                         }
-                    }
-                });
+                    });
                 if let Some(mask) = rest.first_mut() {
                     mask.data.fill(0.0);
                 }
@@ -408,7 +438,9 @@ impl Op for PoolOp {
                     .zip(self.argmax.par_chunks(op * per_task))
                     .for_each(|((dx, dy), am)| {
                         dx.fill(0.0);
-                        for ((dx, dy), am) in dx.chunks_mut(ip).zip(dy.chunks(op)).zip(am.chunks(op)) {
+                        for ((dx, dy), am) in
+                            dx.chunks_mut(ip).zip(dy.chunks(op)).zip(am.chunks(op))
+                        {
                             for (d, a) in dy.iter().zip(am) {
                                 dx[*a as usize] += d;
                             }
@@ -417,19 +449,23 @@ impl Op for PoolOp {
             }
             _ => {
                 let (rows, cols, div) = self.table();
-                dx.par_chunks_mut(ip * per_task).zip(dy.par_chunks(op * per_task)).for_each(|(dx, dy)| {
-                    dx.fill(0.0);
-                    for (dx, dy) in dx.chunks_mut(ip).zip(dy.chunks(op)) {
-                        for (oy, &(r0, r1)) in rows.iter().enumerate() {
-                            for (ox, &(c0, c1)) in cols.iter().enumerate() {
-                                let d = dy[oy * g.out_w + ox] * div[oy * g.out_w + ox];
-                                for r in r0..r1 {
-                                    dx[r * g.width + c0..r * g.width + c1].iter_mut().for_each(|v| *v += d);
+                dx.par_chunks_mut(ip * per_task)
+                    .zip(dy.par_chunks(op * per_task))
+                    .for_each(|(dx, dy)| {
+                        dx.fill(0.0);
+                        for (dx, dy) in dx.chunks_mut(ip).zip(dy.chunks(op)) {
+                            for (oy, &(r0, r1)) in rows.iter().enumerate() {
+                                for (ox, &(c0, c1)) in cols.iter().enumerate() {
+                                    let d = dy[oy * g.out_w + ox] * div[oy * g.out_w + ox];
+                                    for r in r0..r1 {
+                                        dx[r * g.width + c0..r * g.width + c1]
+                                            .iter_mut()
+                                            .for_each(|v| *v += d);
+                                    }
                                 }
                             }
                         }
-                    }
-                });
+                    });
             }
         }
     }
