@@ -477,8 +477,7 @@ fn syntax_error(src: &Source, e: &pest::error::Error<Rule>) -> Diagnostic {
     });
     let found_text = &text[span.clone()];
     let (message, help) = if (found_text == "}" || found_text == ">")
-        && unclosed.is_empty()
-        && !expected.contains(&"`}`")
+        && scan_brackets(&text[..pos]).0.is_empty()
     {
         (
             format!("unexpected {found}: there is no open bracket to close"),
