@@ -1,10 +1,108 @@
-//! `netc check`.
+//! `netc check SPEC...`: parse, upgrade and validate every phase of each spec; print every
+//! problem at once. Exit 0 when clean (warnings allowed), 1 on errors, 2 on usage or I/O
+//! errors.
+
+use std::path::PathBuf;
+
+use serde_json::json;
 
 use super::CmdResult;
+use crate::analysis::{self, Format, ShapeArgs};
+use crate::diag::Diagnostic;
+use crate::{front, ir};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Spec files (`.net` or `.prototxt`).
+    #[arg(required = true, value_name = "SPEC")]
+    pub specs: Vec<PathBuf>,
+    /// `json`: one JSON object per spec (one per line) with `diagnostics` and `layers`.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+}
 
-pub fn run(_args: Args) -> CmdResult {
-    Err(super::usage("`netc check` is not built yet", None))
+/// What checking one spec found.
+pub struct Checked {
+    pub diagnostics: Vec<Diagnostic>,
+    pub rows: Vec<analysis::LayerRow>,
+}
+
+/// Checks one spec's text: syntax, schema, upgrade, every phase, trainability.
+pub fn check_source(src: &crate::spec::Source, shape: &ShapeArgs) -> Checked {
+    let (spec, mut diagnostics) = front::load_net(src);
+    let Some(spec) = spec else {
+        return Checked {
+            diagnostics,
+            rows: Vec::new(),
+        };
+    };
+    let ctx = shape.ctx_for(&spec);
+    let (irs, ir_diags) = ir::check_all(&spec, &ctx);
+    diagnostics.extend(ir_diags);
+    diagnostics.extend(analysis::cannot_train(&spec));
+    Checked {
+        diagnostics,
+        rows: analysis::rows(&spec, &irs, &ctx),
+    }
+}
+
+pub fn run(args: Args) -> CmdResult {
+    let mut code = 0;
+    for path in &args.specs {
+        let src = match front::read_source(path) {
+            Ok(s) => s,
+            Err(e) => {
+                if args.format == Format::Json {
+                    println!(
+                        "{}",
+                        json!({ "file": path.display().to_string(), "error": e.to_string() })
+                    );
+                } else {
+                    eprintln!("{e:?}");
+                }
+                code = 2;
+                continue;
+            }
+        };
+        let checked = check_source(&src, &args.shape);
+        let errors = checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == crate::diag::Severity::Error)
+            .count();
+        let warnings = checked.diagnostics.len() - errors;
+        match args.format {
+            Format::Json => println!(
+                "{}",
+                json!({
+                    "file": path.display().to_string(),
+                    "ok": errors == 0,
+                    "errors": errors,
+                    "warnings": warnings,
+                    "diagnostics": checked.diagnostics.iter().map(analysis::diagnostic_json).collect::<Vec<_>>(),
+                    "layers": checked.rows.iter().map(analysis::row_json).collect::<Vec<_>>(),
+                })
+            ),
+            Format::Text => {
+                front::print_diagnostics(&checked.diagnostics);
+                let verdict = if errors > 0 {
+                    "has problems"
+                } else {
+                    "is fine"
+                };
+                eprintln!(
+                    "{}: {verdict}: {errors} error{}, {warnings} warning{}",
+                    path.display(),
+                    if errors == 1 { "" } else { "s" },
+                    if warnings == 1 { "" } else { "s" }
+                );
+            }
+        }
+        if errors > 0 && code == 0 {
+            code = 1;
+        }
+    }
+    Ok(code)
 }

@@ -1,10 +1,117 @@
-//! `netc time`.
+//! `netc time SPEC`: per-layer forward and backward times of the TRAIN net, like
+//! `caffe time`, and training images per second (with the solver update).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rand::{Rng as _, SeedableRng};
 
 use super::CmdResult;
+use crate::engine::Rng;
+use crate::layers::ShapeCtx;
+use crate::solver::{apply_update, SolverState};
+use crate::spec::NetState;
+use crate::train::{build_net, dataset_path, find_solver, load_spec};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    pub spec: PathBuf,
+    /// Timed iterations (after 3 untimed ones).
+    #[arg(long, default_value_t = 50)]
+    pub iterations: usize,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// The dataset that gives the input size and class count (default: the spec's).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// `text` or `json`.
+    #[arg(long, default_value = "text")]
+    pub format: String,
+}
 
-pub fn run(_args: Args) -> CmdResult {
-    Err(super::usage("`netc time` is not built yet", None))
+#[derive(Debug, serde::Serialize)]
+struct LayerTime {
+    name: String,
+    #[serde(rename = "type")]
+    ty: String,
+    forward_ms: f64,
+    backward_ms: f64,
+}
+
+pub fn run(a: Args) -> CmdResult {
+    let spec = load_spec(&a.spec)?;
+    let data = crate::data::open(&dataset_path(&spec, &a.spec, a.data.as_deref())?)?;
+    let ctx = ShapeCtx {
+        batch: a.batch_size,
+        data_chw: Some([data.channels, data.height, data.width]),
+        num_classes: Some(data.num_classes()),
+    };
+    let (cfg, _) = find_solver(&a.spec, None)?;
+    let mut rng = Rng::seed_from_u64(cfg.random_seed);
+    let mut net = build_net(&spec, &NetState::train(), &ctx, &mut rng, "TRAIN")?;
+    let classes = data.num_classes().max(1);
+    for f in net.feeds.clone() {
+        if let Some(&t) = f.tops.first() {
+            net.blobs[t].data.iter_mut().for_each(|v| *v = rng.random::<f32>());
+        }
+        if let Some(&t) = f.tops.get(1) {
+            net.blobs[t].data.iter_mut().for_each(|v| *v = rng.random_range(0..classes) as f32);
+        }
+    }
+    let mut state = SolverState::new(net.params().map(|(_, _, p)| p));
+    let steps = net.steps.len();
+    let (mut fwd, mut bwd) = (vec![0.0f64; steps], vec![0.0f64; steps]);
+    let mut update = 0.0f64;
+    let iterations = a.iterations.max(1);
+    for it in 0..iterations + 3 {
+        let timed = it >= 3;
+        for i in 0..steps {
+            let t = Instant::now();
+            net.run_forward(i, true);
+            if timed {
+                fwd[i] += t.elapsed().as_secs_f64();
+            }
+        }
+        net.seed_loss_diffs();
+        for i in (0..steps).rev() {
+            let t = Instant::now();
+            net.run_backward(i);
+            if timed {
+                bwd[i] += t.elapsed().as_secs_f64();
+            }
+        }
+        let t = Instant::now();
+        apply_update(&cfg, &mut state, net.params_mut().map(|(_, _, p)| p), cfg.base_lr * 1e-3);
+        if timed {
+            update += t.elapsed().as_secs_f64();
+        }
+    }
+    let per = |v: f64| v * 1000.0 / iterations as f64;
+    let layers: Vec<LayerTime> = net
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.op.is_feed())
+        .map(|(i, s)| LayerTime { name: s.name.clone(), ty: s.ty.into(), forward_ms: per(fwd[i]), backward_ms: per(bwd[i]) })
+        .collect();
+    let (f, b, u) = (per(fwd.iter().sum()), per(bwd.iter().sum()), per(update));
+    let total = f + b + u;
+    let batch = net.batch();
+    let ips = batch as f64 * 1000.0 / total.max(1e-9);
+    if a.format == "json" {
+        let out = serde_json::json!({
+            "batch_size": batch, "iterations": iterations, "threads": rayon::current_num_threads(),
+            "layers": layers, "forward_ms": f, "backward_ms": b, "update_ms": u, "total_ms": total,
+            "images_per_second": ips,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(0);
+    }
+    println!("{:<16} {:<18} {:>12} {:>12}", "layer", "type", "forward ms", "backward ms");
+    for l in &layers {
+        println!("{:<16} {:<18} {:>12.3} {:>12.3}", l.name, l.ty, l.forward_ms, l.backward_ms);
+    }
+    println!("forward {f:.3} ms, backward {b:.3} ms, update {u:.3} ms, total {total:.3} ms per iteration (batch {batch}, {} threads)", rayon::current_num_threads());
+    println!("{ips:.0} images/s");
+    Ok(0)
 }

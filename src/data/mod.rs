@@ -1,2 +1,211 @@
 //! Datasets: MNIST IDX files, folders of class sub-folders, list files, and netc's own
-//! dataset folders.
+//! dataset folders (written by `netc data create`, read by [`open`]).
+//!
+//! Everything is decoded into memory: a [`Split`] holds N images as one `N×C×H×W` u8
+//! buffer, so training batches straight out of it.
+
+use std::path::{Path, PathBuf};
+
+pub mod create;
+pub mod folder;
+pub mod format;
+pub mod idx;
+pub mod image;
+pub mod show;
+
+pub use self::image::load_image;
+
+/// A dataset in memory.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// The folder it was read from.
+    pub root: PathBuf,
+    /// Class names; the index is the label.
+    pub labels: Vec<String>,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// How images were fitted to `height×width` (classify must do the same).
+    pub resize: ResizeMode,
+    pub train: Split,
+    pub val: Option<Split>,
+    /// An optional third split (`--test-percent`); training does not read it.
+    pub test: Option<Split>,
+    /// `C×H×W` mean image over the training split, on the 0..255 scale.
+    pub mean: Option<Vec<f32>>,
+    /// `info.yaml` as read (or synthesised for IDX files and folders).
+    pub info: serde_yaml::Value,
+}
+
+/// One split: `pixels` is `N×C×H×W` u8, `labels[i]` indexes [`Dataset::labels`], and
+/// `sources[i]` says where image `i` came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Split {
+    pub pixels: Vec<u8>,
+    pub labels: Vec<u32>,
+    pub sources: Vec<String>,
+}
+
+impl Split {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The `C×H×W` pixels of image `i`. Panics when `i >= len()` (a programming error).
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.pixels.len() / self.len().max(1);
+        &self.pixels[i * n..(i + 1) * n]
+    }
+
+    /// Images per class, indexed by label (`classes` entries).
+    pub fn counts(&self, classes: usize) -> Vec<usize> {
+        let mut c = vec![0; classes];
+        for &l in &self.labels {
+            if let Some(x) = c.get_mut(l as usize) {
+                *x += 1;
+            }
+        }
+        c
+    }
+}
+
+impl Dataset {
+    /// `C×H×W`: the length of one image.
+    pub fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.labels.len()
+    }
+}
+
+/// How an image is fitted to the dataset's size, as DIGITS does it.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeMode {
+    /// A plain resize to the target size (the aspect ratio changes).
+    #[default]
+    Squash,
+    /// Keep the aspect ratio, resize so the image covers the target, centre-crop.
+    Crop,
+    /// Keep the aspect ratio, resize so the image fits inside, pad with random noise.
+    Fill,
+    /// Half of each: resize to the mean of the two ratios, crop the long side, pad the short.
+    HalfCrop,
+}
+
+impl ResizeMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ResizeMode::Squash => "squash",
+            ResizeMode::Crop => "crop",
+            ResizeMode::Fill => "fill",
+            ResizeMode::HalfCrop => "half_crop",
+        }
+    }
+}
+
+impl std::fmt::Display for ResizeMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ResizeMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "squash" => Ok(ResizeMode::Squash),
+            "crop" => Ok(ResizeMode::Crop),
+            "fill" => Ok(ResizeMode::Fill),
+            "half_crop" | "halfcrop" => Ok(ResizeMode::HalfCrop),
+            _ => Err(format!(
+                "unknown resize mode `{s}` (squash, crop, fill, half_crop)"
+            )),
+        }
+    }
+}
+
+/// Opens a dataset written by `netc data create`, OR a folder with MNIST's four IDX files
+/// (`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-…`; raw or `.gz`;
+/// train = `train-*`, val = `t10k-*`), OR a folder of class sub-folders (with `train/` and
+/// `val/` sub-trees, or flat class folders = train only). Errors name the file and say what
+/// to do.
+pub fn open(path: &Path) -> miette::Result<Dataset> {
+    if !path.exists() {
+        return Err(crate::commands::usage(
+            format!("dataset `{}` does not exist", path.display()),
+            Some("give a folder made by `netc data create`, a folder with MNIST's IDX files, or a folder of class sub-folders".into()),
+        ));
+    }
+    if path.is_file() {
+        if idx::is_idx_file(path) {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            return idx::open_folder(dir);
+        }
+        return Err(crate::commands::usage(
+            format!("`{}` is a file, not a dataset folder", path.display()),
+            Some("give the folder that holds the dataset (or MNIST's IDX files)".into()),
+        ));
+    }
+    if format::looks_like_dataset(path) {
+        return format::read(path);
+    }
+    if idx::find_files(path).is_some() {
+        return idx::open_folder(path);
+    }
+    folder::open(path)
+}
+
+/// A content problem (exit 1): `message` names the file, `help` says what to do.
+pub fn bad(message: impl Into<String>, help: impl Into<String>) -> miette::Report {
+    miette::Report::new(DataError {
+        message: message.into(),
+        help: Some(help.into()),
+    })
+}
+
+/// An I/O problem with a path (exit 2).
+pub fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> miette::Report {
+    crate::commands::usage(
+        format!("cannot {what} `{}`: {e}", path.display()),
+        Some("check that the path exists and is readable".into()),
+    )
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{message}")]
+#[diagnostic(code(netc::data))]
+pub struct DataError {
+    pub message: String,
+    #[help]
+    pub help: Option<String>,
+}
+
+/// The image size (C, H, W) and class count of a dataset, read cheaply: from `info.yaml`
+/// for a netc dataset, else by opening it. `None` when it cannot be read.
+pub fn peek(path: &Path) -> Option<([usize; 3], usize)> {
+    let info = path.join("info.yaml");
+    if info.is_file() {
+        let v: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&info).ok()?).ok()?;
+        let g = |k: &str| v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
+        return Some(([g("channels")?, g("height")?, g("width")?], g("classes")?));
+    }
+    let d = open(path).ok()?;
+    Some(([d.channels, d.height, d.width], d.num_classes()))
+}

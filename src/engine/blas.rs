@@ -28,28 +28,71 @@ pub fn sgemm(
     c: &mut [f32],
     accumulate: bool,
 ) {
-    assert!(a.len() >= m * k, "sgemm: a too small");
-    assert!(b.len() >= k * n, "sgemm: b too small");
-    assert!(c.len() >= m * n, "sgemm: c too small");
+    product(true, ta, tb, m, n, k, a, b, c, accumulate)
+}
+
+/// [`sgemm`] on the calling thread only, for callers that already split work over threads.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_serial(
+    ta: T,
+    tb: T,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    product(false, ta, tb, m, n, k, a, b, c, accumulate)
+}
+
+/// A matrix operand: its slice, its row stride, and whether it is used transposed.
+#[derive(Clone, Copy)]
+pub struct Mat<'a> {
+    pub data: &'a [f32],
+    pub ld: usize,
+    pub t: T,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn product(threads: bool, ta: T, tb: T, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
+    let lda = if ta == T::N { k } else { m };
+    let ldb = if tb == T::N { n } else { k };
+    sgemm_ld(threads, m, n, k, Mat { data: a, ld: lda, t: ta }, Mat { data: b, ld: ldb, t: tb }, c, n, accumulate)
+}
+
+/// `c = [c +] a' · b'` with explicit row strides (`c` is m×n with rows `ldc` long), for
+/// products over sub-blocks of larger buffers.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_ld(threads: bool, m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], ldc: usize, accumulate: bool) {
     if m == 0 || n == 0 {
         return;
     }
+    let need = |rows: usize, cols: usize, ld: usize| if rows == 0 { 0 } else { (rows - 1) * ld + cols };
+    let (ar, ac) = if a.t == T::N { (m, k) } else { (k, m) };
+    let (br, bc) = if b.t == T::N { (k, n) } else { (n, k) };
+    assert!(a.ld >= ac && a.data.len() >= need(ar, ac, a.ld), "sgemm: a too small");
+    assert!(b.ld >= bc && b.data.len() >= need(br, bc, b.ld), "sgemm: b too small");
+    assert!(ldc >= n && c.len() >= need(m, n, ldc), "sgemm: c too small");
     if k == 0 {
         if !accumulate {
-            c[..m * n].fill(0.0);
+            for row in 0..m {
+                c[row * ldc..row * ldc + n].fill(0.0);
+            }
         }
         return;
     }
     // (column stride, row stride) of each operand as the product sees it.
-    let (a_cs, a_rs) = match ta {
-        T::N => (1isize, k as isize),
-        T::T => (m as isize, 1isize),
+    let (a_cs, a_rs) = match a.t {
+        T::N => (1isize, a.ld as isize),
+        T::T => (a.ld as isize, 1isize),
     };
-    let (b_cs, b_rs) = match tb {
-        T::N => (1isize, n as isize),
-        T::T => (k as isize, 1isize),
+    let (b_cs, b_rs) = match b.t {
+        T::N => (1isize, b.ld as isize),
+        T::T => (b.ld as isize, 1isize),
     };
-    let par = if m * n * k >= PARALLEL_MIN_MACS && rayon::current_num_threads() > 1 {
+    let par = if threads && m * n * k >= PARALLEL_MIN_MACS && rayon::current_num_threads() > 1 {
         Parallelism::Rayon(0)
     } else {
         Parallelism::None
@@ -63,12 +106,12 @@ pub fn sgemm(
             k,
             c.as_mut_ptr(),
             1,
-            n as isize,
+            ldc as isize,
             accumulate,
-            a.as_ptr(),
+            a.data.as_ptr(),
             a_cs,
             a_rs,
-            b.as_ptr(),
+            b.data.as_ptr(),
             b_cs,
             b_rs,
             1.0f32,

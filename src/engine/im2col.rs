@@ -37,66 +37,81 @@ impl Geom {
 
 /// `col` (C·kh·kw × OH·OW) from `im` (C × H × W).
 pub fn im2col(g: &Geom, im: &[f32], col: &mut [f32]) {
+    let (hw, per) = (g.height * g.width, g.kernel_h * g.kernel_w * g.out_h() * g.out_w());
+    for c in 0..g.channels {
+        let ld = g.col_cols();
+        im2col_plane(g, &im[c * hw..(c + 1) * hw], &mut col[c * per..(c + 1) * per], ld, 0);
+    }
+}
+
+/// One channel's kh·kw rows of a column buffer whose rows are `ld` long, written at
+/// column `off` (a batch of samples side by side: sample n at `off = n·OH·OW`).
+pub fn im2col_plane(g: &Geom, plane: &[f32], rows: &mut [f32], ld: usize, off: usize) {
     let (oh, ow) = (g.out_h(), g.out_w());
     let mut row = 0;
-    for c in 0..g.channels {
-        let plane = &im[c * g.height * g.width..(c + 1) * g.height * g.width];
-        for ki in 0..g.kernel_h {
-            for kj in 0..g.kernel_w {
-                let dst = &mut col[row * oh * ow..(row + 1) * oh * ow];
-                for y in 0..oh {
-                    let iy = (y * g.stride_h + ki * g.dilation_h) as isize - g.pad_h as isize;
-                    let drow = &mut dst[y * ow..(y + 1) * ow];
-                    if iy < 0 || iy >= g.height as isize {
-                        drow.fill(0.0);
-                        continue;
-                    }
-                    let src = &plane[iy as usize * g.width..(iy as usize + 1) * g.width];
-                    let off = (kj * g.dilation_w) as isize - g.pad_w as isize;
-                    if g.stride_w == 1 && off >= 0 && off as usize + ow <= g.width {
-                        drow.copy_from_slice(&src[off as usize..off as usize + ow]);
-                        continue;
-                    }
-                    for (x, d) in drow.iter_mut().enumerate() {
-                        let ix = (x * g.stride_w) as isize + off;
-                        *d = if ix < 0 || ix >= g.width as isize {
-                            0.0
-                        } else {
-                            src[ix as usize]
-                        };
-                    }
+    for ki in 0..g.kernel_h {
+        for kj in 0..g.kernel_w {
+            let dst = &mut rows[row * ld + off..row * ld + off + oh * ow];
+            for y in 0..oh {
+                let iy = (y * g.stride_h + ki * g.dilation_h) as isize - g.pad_h as isize;
+                let drow = &mut dst[y * ow..(y + 1) * ow];
+                if iy < 0 || iy >= g.height as isize {
+                    drow.fill(0.0);
+                    continue;
                 }
-                row += 1;
+                let src = &plane[iy as usize * g.width..(iy as usize + 1) * g.width];
+                let off = (kj * g.dilation_w) as isize - g.pad_w as isize;
+                if g.stride_w == 1 && off >= 0 && off as usize + ow <= g.width {
+                    drow.copy_from_slice(&src[off as usize..off as usize + ow]);
+                    continue;
+                }
+                for (x, d) in drow.iter_mut().enumerate() {
+                    let ix = (x * g.stride_w) as isize + off;
+                    *d = if ix < 0 || ix >= g.width as isize { 0.0 } else { src[ix as usize] };
+                }
             }
+            row += 1;
         }
     }
 }
 
 /// Adds `col` back into `im` (which the caller zeroes first): the adjoint of [`im2col`].
 pub fn col2im(g: &Geom, col: &[f32], im: &mut [f32]) {
+    let (hw, per) = (g.height * g.width, g.kernel_h * g.kernel_w * g.out_h() * g.out_w());
+    for c in 0..g.channels {
+        let ld = g.col_cols();
+        col2im_plane(g, &col[c * per..(c + 1) * per], ld, 0, &mut im[c * hw..(c + 1) * hw]);
+    }
+}
+
+/// Adds one channel's kh·kw rows (rows `ld` long, this sample's block at column `off`)
+/// into `plane`: the adjoint of [`im2col_plane`].
+pub fn col2im_plane(g: &Geom, rows: &[f32], ld: usize, off: usize, plane: &mut [f32]) {
     let (oh, ow) = (g.out_h(), g.out_w());
     let mut row = 0;
-    for c in 0..g.channels {
-        let plane = &mut im[c * g.height * g.width..(c + 1) * g.height * g.width];
-        for ki in 0..g.kernel_h {
-            for kj in 0..g.kernel_w {
-                let srcm = &col[row * oh * ow..(row + 1) * oh * ow];
-                for y in 0..oh {
-                    let iy = (y * g.stride_h + ki * g.dilation_h) as isize - g.pad_h as isize;
-                    if iy < 0 || iy >= g.height as isize {
-                        continue;
-                    }
-                    let dst = &mut plane[iy as usize * g.width..(iy as usize + 1) * g.width];
-                    let off = (kj * g.dilation_w) as isize - g.pad_w as isize;
-                    for (x, s) in srcm[y * ow..(y + 1) * ow].iter().enumerate() {
-                        let ix = (x * g.stride_w) as isize + off;
-                        if ix >= 0 && ix < g.width as isize {
-                            dst[ix as usize] += s;
-                        }
+    for ki in 0..g.kernel_h {
+        for kj in 0..g.kernel_w {
+            let srcm = &rows[row * ld + off..row * ld + off + oh * ow];
+            for y in 0..oh {
+                let iy = (y * g.stride_h + ki * g.dilation_h) as isize - g.pad_h as isize;
+                if iy < 0 || iy >= g.height as isize {
+                    continue;
+                }
+                let dst = &mut plane[iy as usize * g.width..(iy as usize + 1) * g.width];
+                let off = (kj * g.dilation_w) as isize - g.pad_w as isize;
+                let src = &srcm[y * ow..(y + 1) * ow];
+                if g.stride_w == 1 && off >= 0 && off as usize + ow <= g.width {
+                    dst[off as usize..off as usize + ow].iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                    continue;
+                }
+                for (x, s) in src.iter().enumerate() {
+                    let ix = (x * g.stride_w) as isize + off;
+                    if ix >= 0 && ix < g.width as isize {
+                        dst[ix as usize] += s;
                     }
                 }
-                row += 1;
             }
+            row += 1;
         }
     }
 }

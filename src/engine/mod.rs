@@ -3,7 +3,11 @@
 //! once, and a training step is a forward and a backward sweep over the plan.
 
 pub mod blas;
+pub mod candle;
+#[cfg(test)]
+pub mod gradcheck;
 pub mod im2col;
+pub mod net;
 
 use crate::layers::Shape;
 
@@ -47,6 +51,10 @@ pub trait Op: Send + std::fmt::Debug {
     fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]);
     fn params(&self) -> &[Param] {
         &[]
+    }
+    /// Data layers' ops: the engine writes their tops.
+    fn is_feed(&self) -> bool {
+        false
     }
     fn params_mut(&mut self) -> &mut [Param] {
         &mut []

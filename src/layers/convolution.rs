@@ -1,0 +1,558 @@
+//! `Convolution`: 2-D convolution with pad, stride, dilation, group and bias, as Caffe
+//! computes it (im2col, then one matrix product per sample and group).
+
+use rayon::prelude::*;
+
+use super::filler::Filler;
+use super::window::{conv_out, Window};
+use super::{
+    first, param_mults, positive, span_of, Arity, Kind, Layer, LayerError, LayerType, Shape,
+    ShapeCtx,
+};
+use crate::engine::blas::{sgemm_ld, Mat, T};
+use crate::engine::im2col::{col2im_plane, im2col_plane, Geom};
+use crate::engine::{Blob, Op, Param, Rng};
+use crate::spec::LayerSpec;
+
+pub static TYPE: LayerType = LayerType {
+    name: "Convolution",
+    kind: Kind::Convolution,
+    bottoms: Arity::Exactly(1),
+    tops: Arity::Exactly(1),
+    in_place: false,
+    runnable: true,
+    build: |spec| Ok(Box::new(Convolution::parse(spec)?)),
+};
+
+#[derive(Debug, Clone)]
+pub struct Convolution {
+    pub num_output: usize,
+    pub window: Window,
+    pub group: usize,
+    pub bias_term: bool,
+    pub weight_filler: Filler,
+    pub bias_filler: Filler,
+    /// (lr_mult, decay_mult) for the weights and the bias.
+    pub mults: Vec<(f32, f32)>,
+}
+
+impl Convolution {
+    fn parse(spec: &LayerSpec) -> Result<Convolution, LayerError> {
+        let p = spec.msg.msg("convolution_param").ok_or_else(|| {
+            LayerError::new("a Convolution layer needs convolution_param")
+                .at(spec.type_span.clone())
+                .help("add convolution_param { num_output: 20 kernel_size: 5 }")
+        })?;
+        let num_output = positive(p, "num_output")?.ok_or_else(|| {
+            LayerError::new("convolution_param needs num_output").at(p.span.clone())
+        })?;
+        let window = Window::parse(p, true)?.ok_or_else(|| {
+            LayerError::new("convolution_param needs a kernel")
+                .at(p.span.clone())
+                .help("add kernel_size: 3 (or kernel_h and kernel_w)")
+        })?;
+        let group = positive(p, "group")?.unwrap_or(1);
+        if num_output % group != 0 {
+            return Err(LayerError::new(format!(
+                "num_output {num_output} is not a multiple of group {group}"
+            ))
+            .at(span_of(p, "group")));
+        }
+        if let Some(axis) = p.int("axis") {
+            if axis != 1 && axis != -3 {
+                return Err(
+                    LayerError::new("netc convolves over axis 1 only").at(span_of(p, "axis"))
+                );
+            }
+        }
+        let bias_term = p.boolean("bias_term").unwrap_or(true);
+        Ok(Convolution {
+            num_output,
+            window,
+            group,
+            bias_term,
+            weight_filler: Filler::parse(p, "weight_filler", Filler::default())?,
+            bias_filler: Filler::parse(p, "bias_filler", Filler::default())?,
+            mults: param_mults(spec, if bias_term { 2 } else { 1 }),
+        })
+    }
+
+    fn geom(&self, bottom: &Shape) -> Result<Geom, LayerError> {
+        if bottom.len() != 4 {
+            return Err(LayerError::new(format!(
+                "Convolution needs an N×C×H×W input, got {} axes",
+                bottom.len()
+            )));
+        }
+        let w = &self.window;
+        let channels = bottom[1];
+        if channels % self.group != 0 {
+            return Err(LayerError::new(format!(
+                "{channels} input channels are not a multiple of group {}",
+                self.group
+            )));
+        }
+        let geom = Geom {
+            channels,
+            height: bottom[2],
+            width: bottom[3],
+            kernel_h: w.kernel[0],
+            kernel_w: w.kernel[1],
+            pad_h: w.pad[0],
+            pad_w: w.pad[1],
+            stride_h: w.stride[0],
+            stride_w: w.stride[1],
+            dilation_h: w.dilation[0],
+            dilation_w: w.dilation[1],
+        };
+        let oh = conv_out(
+            geom.height,
+            geom.kernel_h,
+            geom.pad_h,
+            geom.stride_h,
+            geom.dilation_h,
+        );
+        let ow = conv_out(
+            geom.width,
+            geom.kernel_w,
+            geom.pad_w,
+            geom.stride_w,
+            geom.dilation_w,
+        );
+        match (oh, ow) {
+            (Some(a), Some(b)) if a > 0 && b > 0 => Ok(geom),
+            _ => Err(LayerError::new(format!(
+                "the {}×{} kernel does not fit the {}×{} input (with pad {}×{})",
+                w.kernel[0], w.kernel[1], geom.height, geom.width, w.pad[0], w.pad[1]
+            ))
+            .help("use a smaller kernel, more padding, or a larger input")),
+        }
+    }
+}
+
+impl Layer for Convolution {
+    fn ty(&self) -> &'static LayerType {
+        &TYPE
+    }
+    fn shapes(&self, bottoms: &[Shape], _ctx: &ShapeCtx) -> Result<Vec<Shape>, LayerError> {
+        let b = first(bottoms)?;
+        let g = self.geom(b)?;
+        Ok(vec![vec![b[0], self.num_output, g.out_h(), g.out_w()]])
+    }
+    fn param_shapes(&self, bottoms: &[Shape], _ctx: &ShapeCtx) -> Vec<Shape> {
+        let c = bottoms.first().and_then(|b| b.get(1)).copied().unwrap_or(0);
+        let w = &self.window;
+        let mut p = vec![vec![
+            self.num_output,
+            c / self.group,
+            w.kernel[0],
+            w.kernel[1],
+        ]];
+        if self.bias_term {
+            p.push(vec![self.num_output]);
+        }
+        p
+    }
+    fn macs(&self, bottoms: &[Shape], tops: &[Shape]) -> u64 {
+        let (Some(b), Some(t)) = (bottoms.first(), tops.first()) else {
+            return 0;
+        };
+        if b.len() != 4 || t.len() != 4 {
+            return 0;
+        }
+        let k = (b[1] / self.group * self.window.kernel[0] * self.window.kernel[1]) as u64;
+        (t[1] * t[2] * t[3]) as u64 * k
+    }
+    fn details(&self) -> Vec<String> {
+        let w = &self.window;
+        let sq = |a: [usize; 2]| {
+            if a[0] == a[1] {
+                a[0].to_string()
+            } else {
+                format!("{}×{}", a[0], a[1])
+            }
+        };
+        let mut d = vec![
+            format!("{} outputs", self.num_output),
+            format!("kernel {}", sq(w.kernel)),
+        ];
+        if w.stride != [1, 1] {
+            d.push(format!("stride {}", sq(w.stride)));
+        }
+        if w.pad != [0, 0] {
+            d.push(format!("pad {}", sq(w.pad)));
+        }
+        if w.dilation != [1, 1] {
+            d.push(format!("dilation {}", sq(w.dilation)));
+        }
+        if self.group != 1 {
+            d.push(format!("group {}", self.group));
+        }
+        d
+    }
+    fn forward_candle(
+        &self,
+        bottoms: &[candle_core::Tensor],
+        params: &[candle_core::Tensor],
+    ) -> Result<Vec<candle_core::Tensor>, LayerError> {
+        let w = &self.window;
+        if w.stride[0] != w.stride[1] || w.dilation[0] != w.dilation[1] {
+            return Err(LayerError::new("candle convolves with equal strides and dilations only"));
+        }
+        let x = bottoms[0]
+            .pad_with_zeros(2, w.pad[0], w.pad[0])
+            .and_then(|x| x.pad_with_zeros(3, w.pad[1], w.pad[1]))
+            .map_err(super::candle_err)?;
+        let mut y = x
+            .conv2d(&params[0], 0, w.stride[0], w.dilation[0], self.group)
+            .map_err(super::candle_err)?;
+        if let Some(b) = params.get(1) {
+            y = b
+                .reshape((1, self.num_output, 1, 1))
+                .and_then(|b| y.broadcast_add(&b))
+                .map_err(super::candle_err)?;
+        }
+        Ok(vec![y])
+    }
+    fn lower(
+        &self,
+        bottoms: &[Shape],
+        ctx: &ShapeCtx,
+        rng: &mut Rng,
+    ) -> Result<Box<dyn Op>, LayerError> {
+        let b = first(bottoms)?;
+        let geom = self.geom(b)?;
+        let shapes = self.param_shapes(bottoms, ctx);
+        let mut params = Vec::new();
+        for (i, shape) in shapes.iter().enumerate() {
+            let mut blob = Blob::zeros(shape);
+            let filler = if i == 0 {
+                &self.weight_filler
+            } else {
+                &self.bias_filler
+            };
+            filler.fill(shape, &mut blob.data, rng);
+            let (lr_mult, decay_mult) = self.mults[i];
+            params.push(Param {
+                blob,
+                lr_mult,
+                decay_mult,
+            });
+        }
+        Ok(Box::new(ConvOp::new(
+            geom,
+            self.num_output,
+            self.group,
+            params,
+            b[0],
+        )))
+    }
+}
+
+/// Convolution as Caffe's GPU path does it: a chunk of samples is unrolled side by side
+/// into one column buffer (C·kh·kw rows of samples·OH·OW), so each pass is one large
+/// matrix product per group instead of many small ones.
+#[derive(Debug)]
+pub struct ConvOp {
+    geom: Geom,
+    out: usize,
+    group: usize,
+    params: Vec<Param>,
+    /// The column buffer of one chunk.
+    col: Vec<f32>,
+    /// Outputs (forward) or output gradients (backward) of one chunk: O rows.
+    ybuf: Vec<f32>,
+    /// Samples per chunk.
+    chunk: usize,
+    /// Whether `col` still holds the last forward pass's columns (one-chunk batches).
+    col_fresh: bool,
+}
+
+/// Column buffers are kept under this many values (128 MiB).
+const COL_LIMIT: usize = 32 << 20;
+
+impl ConvOp {
+    pub fn new(geom: Geom, out: usize, group: usize, params: Vec<Param>, batch: usize) -> ConvOp {
+        let per = geom.col_rows() * geom.col_cols();
+        let chunk = (COL_LIMIT / per.max(1)).clamp(1, batch.max(1));
+        ConvOp {
+            geom,
+            out,
+            group,
+            params,
+            col: vec![0.0; per * chunk],
+            ybuf: vec![0.0; out * geom.col_cols() * chunk],
+            chunk,
+            col_fresh: false,
+        }
+    }
+
+    /// Unrolls samples `s0..s0+nb` of `x` into `col`.
+    fn unroll(&mut self, x: &[f32], s0: usize, nb: usize) {
+        let g = self.geom;
+        let (hw_in, hw) = (g.height * g.width, g.col_cols());
+        let in_per = g.channels * hw_in;
+        let ld = nb * hw;
+        let kk = g.kernel_h * g.kernel_w;
+        self.col[..g.channels * kk * ld].par_chunks_mut(kk * ld).enumerate().for_each(|(c, rows)| {
+            for n in 0..nb {
+                let plane = &x[(s0 + n) * in_per + c * hw_in..][..hw_in];
+                im2col_plane(&g, plane, rows, ld, n * hw);
+            }
+        });
+    }
+}
+
+impl Op for ConvOp {
+    fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
+        let g = self.geom;
+        let n = bottoms[0].shape[0];
+        let hw = g.col_cols();
+        let out_per = self.out * hw;
+        let (og, kg) = (self.out / self.group, g.col_rows() / self.group);
+        let x = &bottoms[0].data;
+        let mut s0 = 0;
+        while s0 < n {
+            let nb = self.chunk.min(n - s0);
+            let ld = nb * hw;
+            self.unroll(x, s0, nb);
+            let weight = &self.params[0].blob.data;
+            for gi in 0..self.group {
+                sgemm_ld(
+                    true,
+                    og,
+                    ld,
+                    kg,
+                    Mat { data: &weight[gi * og * kg..], ld: kg, t: T::N },
+                    Mat { data: &self.col[gi * kg * ld..], ld, t: T::N },
+                    &mut self.ybuf[gi * og * ld..],
+                    ld,
+                    false,
+                );
+            }
+            let bias = self.params.get(1).map(|p| &p.blob.data);
+            let ybuf = &self.ybuf;
+            let out = self.out;
+            tops[0].data[s0 * out_per..(s0 + nb) * out_per]
+                .par_chunks_mut(out_per)
+                .enumerate()
+                .for_each(|(k, y)| {
+                    for o in 0..out {
+                        let b = bias.map_or(0.0, |b| b[o]);
+                        let src = &ybuf[o * ld + k * hw..][..hw];
+                        y[o * hw..(o + 1) * hw].iter_mut().zip(src).for_each(|(d, s)| *d = s + b);
+                    }
+                });
+            s0 += nb;
+        }
+        self.col_fresh = n <= self.chunk;
+    }
+
+    fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]) {
+        let g = self.geom;
+        let n = tops[0].shape[0];
+        let (hw_in, hw) = (g.height * g.width, g.col_cols());
+        let in_per = g.channels * hw_in;
+        let out_per = self.out * hw;
+        let (og, kg) = (self.out / self.group, g.col_rows() / self.group);
+        let kk = g.kernel_h * g.kernel_w;
+        let dy = &tops[0].diff;
+        let bottom = &mut *bottoms[0];
+        if self.params.len() > 1 {
+            let db = &mut self.params[1].blob.diff;
+            db.fill(0.0);
+            for y in dy.chunks(out_per) {
+                for (o, row) in y.chunks(hw).enumerate() {
+                    db[o] += row.iter().sum::<f32>();
+                }
+            }
+        }
+        let prop = prop_down.first().copied().unwrap_or(false);
+        let mut s0 = 0;
+        while s0 < n {
+            let nb = self.chunk.min(n - s0);
+            let ld = nb * hw;
+            if !self.col_fresh {
+                self.unroll(&bottom.data, s0, nb);
+            }
+            // The chunk's output gradient, O rows of samples side by side.
+            self.ybuf[..self.out * ld].par_chunks_mut(ld).enumerate().for_each(|(o, row)| {
+                for k in 0..nb {
+                    row[k * hw..(k + 1) * hw].copy_from_slice(&dy[(s0 + k) * out_per + o * hw..][..hw]);
+                }
+            });
+            let (weight, dw) = {
+                let p = &mut self.params[0].blob;
+                (&p.data, &mut p.diff)
+            };
+            for gi in 0..self.group {
+                sgemm_ld(
+                    true,
+                    og,
+                    kg,
+                    ld,
+                    Mat { data: &self.ybuf[gi * og * ld..], ld, t: T::N },
+                    Mat { data: &self.col[gi * kg * ld..], ld, t: T::T },
+                    &mut dw[gi * og * kg..],
+                    kg,
+                    s0 > 0,
+                );
+            }
+            if prop {
+                for gi in 0..self.group {
+                    sgemm_ld(
+                        true,
+                        kg,
+                        ld,
+                        og,
+                        Mat { data: &weight[gi * og * kg..], ld: kg, t: T::T },
+                        Mat { data: &self.ybuf[gi * og * ld..], ld, t: T::N },
+                        &mut self.col[gi * kg * ld..],
+                        ld,
+                        false,
+                    );
+                }
+                let col = &self.col;
+                bottom.diff[s0 * in_per..(s0 + nb) * in_per]
+                    .par_chunks_mut(in_per)
+                    .enumerate()
+                    .for_each(|(k, dx)| {
+                        dx.fill(0.0);
+                        for c in 0..g.channels {
+                            col2im_plane(&g, &col[c * kk * ld..], ld, k * hw, &mut dx[c * hw_in..(c + 1) * hw_in]);
+                        }
+                    });
+                self.col_fresh = false;
+            }
+            s0 += nb;
+        }
+    }
+
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.params
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::gradcheck::check_op;
+
+    fn op(
+        c: usize,
+        h: usize,
+        w: usize,
+        out: usize,
+        k: usize,
+        pad: usize,
+        stride: usize,
+        group: usize,
+        batch: usize,
+    ) -> ConvOp {
+        let geom = Geom {
+            channels: c,
+            height: h,
+            width: w,
+            kernel_h: k,
+            kernel_w: k,
+            pad_h: pad,
+            pad_w: pad,
+            stride_h: stride,
+            stride_w: stride,
+            dilation_h: 1,
+            dilation_w: 1,
+        };
+        let wshape = vec![out, c / group, k, k];
+        let mut weight = Blob::zeros(&wshape);
+        for (i, v) in weight.data.iter_mut().enumerate() {
+            *v = ((i * 7 % 13) as f32 - 6.0) / 10.0;
+        }
+        let mut bias = Blob::zeros(&[out]);
+        bias.data
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = i as f32 * 0.1);
+        ConvOp::new(
+            geom,
+            out,
+            group,
+            vec![
+                Param {
+                    blob: weight,
+                    lr_mult: 1.0,
+                    decay_mult: 1.0,
+                },
+                Param {
+                    blob: bias,
+                    lr_mult: 1.0,
+                    decay_mult: 1.0,
+                },
+            ],
+            batch,
+        )
+    }
+
+    #[test]
+    fn forward_matches_direct_convolution() {
+        let mut o = op(2, 5, 4, 3, 3, 1, 2, 1, 2);
+        let (oh, ow) = (o.geom.out_h(), o.geom.out_w());
+        let mut x = Blob::zeros(&[2, 2, 5, 4]);
+        x.data
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = (i as f32 * 0.3).sin());
+        let mut y = Blob::zeros(&[2, 3, oh, ow]);
+        o.forward(&[&x], &mut [&mut y], true);
+        let w = &o.params[0].blob.data;
+        for n in 0..2 {
+            for m in 0..3 {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut s = o.params[1].blob.data[m];
+                        for c in 0..2 {
+                            for ky in 0..3 {
+                                for kx in 0..3 {
+                                    let iy = (oy * 2 + ky) as isize - 1;
+                                    let ix = (ox * 2 + kx) as isize - 1;
+                                    if iy < 0 || ix < 0 || iy >= 5 || ix >= 4 {
+                                        continue;
+                                    }
+                                    s += w[((m * 2 + c) * 3 + ky) * 3 + kx]
+                                        * x.data[((n * 2 + c) * 5 + iy as usize) * 4 + ix as usize];
+                                }
+                            }
+                        }
+                        let got = y.data[((n * 3 + m) * oh + oy) * ow + ox];
+                        assert!((got - s).abs() < 1e-4, "{got} vs {s}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        check_op(
+            &mut op(2, 6, 5, 3, 3, 1, 1, 1, 3),
+            &[vec![3, 2, 6, 5]],
+            &[vec![3, 3, 6, 5]],
+        );
+        check_op(
+            &mut op(4, 5, 5, 4, 2, 0, 2, 2, 2),
+            &[vec![2, 4, 5, 5]],
+            &[vec![2, 4, 2, 2]],
+        );
+        check_op(
+            &mut op(3, 4, 4, 2, 1, 0, 1, 1, 2),
+            &[vec![2, 3, 4, 4]],
+            &[vec![2, 2, 4, 4]],
+        );
+        // Batches split into chunks of one sample give the same gradients.
+        let mut chunked = op(2, 6, 5, 3, 3, 1, 1, 1, 3);
+        chunked.chunk = 1;
+        check_op(&mut chunked, &[vec![3, 2, 6, 5]], &[vec![3, 3, 6, 5]]);
+    }
+}

@@ -1,0 +1,293 @@
+//! `InnerProduct`: a fully connected layer over everything from `axis` on (Caffe's
+//! flattening), `y = x·Wᵀ + b` with W stored `num_output × K`.
+
+use super::filler::Filler;
+use super::{
+    canonical_axis, first, param_mults, positive, span_of, Arity, Kind, Layer, LayerError,
+    LayerType, Shape, ShapeCtx,
+};
+use crate::engine::blas::{sgemm, T};
+use crate::engine::{Blob, Op, Param, Rng};
+use crate::spec::LayerSpec;
+
+pub static TYPE: LayerType = LayerType {
+    name: "InnerProduct",
+    kind: Kind::InnerProduct,
+    bottoms: Arity::Exactly(1),
+    tops: Arity::Exactly(1),
+    in_place: false,
+    runnable: true,
+    build: |spec| Ok(Box::new(InnerProduct::parse(spec)?)),
+};
+
+#[derive(Debug, Clone)]
+pub struct InnerProduct {
+    /// `None` when the spec leaves it to the dataset's class count (DIGITS' LeNet).
+    pub num_output: Option<usize>,
+    pub bias_term: bool,
+    pub axis: i128,
+    pub transpose: bool,
+    pub weight_filler: Filler,
+    pub bias_filler: Filler,
+    pub mults: Vec<(f32, f32)>,
+}
+
+impl InnerProduct {
+    fn parse(spec: &LayerSpec) -> Result<InnerProduct, LayerError> {
+        let empty = crate::spec::Message::default();
+        let p = spec.msg.msg("inner_product_param").unwrap_or(&empty);
+        let bias_term = p.boolean("bias_term").unwrap_or(true);
+        let transpose = p.boolean("transpose").unwrap_or(false);
+        if transpose {
+            return Err(
+                LayerError::new("netc does not run transposed InnerProduct weights yet")
+                    .at(span_of(p, "transpose")),
+            );
+        }
+        Ok(InnerProduct {
+            num_output: positive(p, "num_output")?,
+            bias_term,
+            axis: p.int("axis").unwrap_or(1),
+            transpose,
+            weight_filler: Filler::parse(p, "weight_filler", Filler::default())?,
+            bias_filler: Filler::parse(p, "bias_filler", Filler::default())?,
+            mults: param_mults(spec, if bias_term { 2 } else { 1 }),
+        })
+    }
+
+    /// (outer count M, inner count K, outputs N).
+    fn dims(&self, b: &Shape, ctx: &ShapeCtx) -> Result<(usize, usize, usize), LayerError> {
+        let axis = canonical_axis(self.axis, b.len())?;
+        let m: usize = b[..axis].iter().product();
+        let k: usize = b[axis..].iter().product();
+        if k == 0 {
+            return Err(LayerError::new("InnerProduct on an empty input"));
+        }
+        let n = self.num_output.or(ctx.num_classes).ok_or_else(|| {
+            LayerError::new("num_output is not set and the number of classes is not known yet")
+                .help("it is taken from the dataset at training time; or set inner_product_param { num_output: N }")
+        })?;
+        Ok((m, k, n))
+    }
+}
+
+impl Layer for InnerProduct {
+    fn ty(&self) -> &'static LayerType {
+        &TYPE
+    }
+    fn shapes(&self, bottoms: &[Shape], ctx: &ShapeCtx) -> Result<Vec<Shape>, LayerError> {
+        let b = first(bottoms)?;
+        let (_, _, n) = self.dims(b, ctx)?;
+        let axis = canonical_axis(self.axis, b.len())?;
+        let mut top = b[..axis].to_vec();
+        top.push(n);
+        Ok(vec![top])
+    }
+    fn param_shapes(&self, bottoms: &[Shape], ctx: &ShapeCtx) -> Vec<Shape> {
+        let Some(Ok((_, k, n))) = bottoms.first().map(|b| self.dims(b, ctx)) else {
+            return vec![];
+        };
+        let mut p = vec![vec![n, k]];
+        if self.bias_term {
+            p.push(vec![n]);
+        }
+        p
+    }
+    fn macs(&self, bottoms: &[Shape], tops: &[Shape]) -> u64 {
+        let (Some(b), Some(t)) = (bottoms.first(), tops.first()) else {
+            return 0;
+        };
+        let Ok(axis) = canonical_axis(self.axis, b.len()) else {
+            return 0;
+        };
+        // Per sample: the product over the axes after the batch.
+        let k: usize = b[axis..].iter().product();
+        let n = t.last().copied().unwrap_or(0);
+        let per_sample_rows: usize = b[1.min(axis)..axis].iter().product();
+        (per_sample_rows * k * n) as u64
+    }
+    fn details(&self) -> Vec<String> {
+        vec![match self.num_output {
+            Some(n) => format!("{n} outputs"),
+            None => "outputs = classes".into(),
+        }]
+    }
+    fn forward_candle(
+        &self,
+        bottoms: &[candle_core::Tensor],
+        params: &[candle_core::Tensor],
+    ) -> Result<Vec<candle_core::Tensor>, LayerError> {
+        let x = &bottoms[0];
+        let axis = canonical_axis(self.axis, x.rank())?;
+        let lead = x.dims()[..axis].to_vec();
+        let k: usize = x.dims()[axis..].iter().product();
+        let m: usize = lead.iter().product();
+        let mut y = x
+            .reshape((m, k))
+            .and_then(|x| x.matmul(&params[0].t()?))
+            .map_err(super::candle_err)?;
+        if let Some(b) = params.get(1) {
+            y = y.broadcast_add(b).map_err(super::candle_err)?;
+        }
+        let mut shape = lead;
+        shape.push(y.dims()[1]);
+        Ok(vec![y.reshape(shape).map_err(super::candle_err)?])
+    }
+    fn lower(
+        &self,
+        bottoms: &[Shape],
+        ctx: &ShapeCtx,
+        rng: &mut Rng,
+    ) -> Result<Box<dyn Op>, LayerError> {
+        let b = first(bottoms)?;
+        let (m, k, n) = self.dims(b, ctx)?;
+        let mut params = Vec::new();
+        for (i, shape) in self.param_shapes(bottoms, ctx).iter().enumerate() {
+            let mut blob = Blob::zeros(shape);
+            let filler = if i == 0 {
+                &self.weight_filler
+            } else {
+                &self.bias_filler
+            };
+            filler.fill(shape, &mut blob.data, rng);
+            params.push(Param {
+                blob,
+                lr_mult: self.mults[i].0,
+                decay_mult: self.mults[i].1,
+            });
+        }
+        Ok(Box::new(InnerProductOp { m, k, n, params }))
+    }
+}
+
+#[derive(Debug)]
+pub struct InnerProductOp {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub params: Vec<Param>,
+}
+
+impl Op for InnerProductOp {
+    fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let y = &mut tops[0].data;
+        sgemm(
+            T::N,
+            T::T,
+            m,
+            n,
+            k,
+            &bottoms[0].data,
+            &self.params[0].blob.data,
+            y,
+            false,
+        );
+        if let Some(b) = self.params.get(1) {
+            for row in y.chunks_mut(n) {
+                row.iter_mut().zip(&b.blob.data).for_each(|(v, b)| *v += b);
+            }
+        }
+    }
+    fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let dy = &tops[0].diff;
+        let x = &mut *bottoms[0];
+        sgemm(
+            T::T,
+            T::N,
+            n,
+            k,
+            m,
+            dy,
+            &x.data,
+            &mut self.params[0].blob.diff,
+            false,
+        );
+        if let Some(b) = self.params.get_mut(1) {
+            b.blob.diff.fill(0.0);
+            for row in dy.chunks(n) {
+                b.blob.diff.iter_mut().zip(row).for_each(|(d, g)| *d += g);
+            }
+        }
+        if prop_down.first().copied().unwrap_or(false) {
+            sgemm(
+                T::N,
+                T::N,
+                m,
+                k,
+                n,
+                dy,
+                &self.params[0].blob.data,
+                &mut x.diff,
+                false,
+            );
+        }
+    }
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.params
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::gradcheck::check_op;
+    use rand::SeedableRng;
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut rng = Rng::seed_from_u64(5);
+        let mut params = vec![
+            Param {
+                blob: Blob::zeros(&[4, 6]),
+                lr_mult: 1.0,
+                decay_mult: 1.0,
+            },
+            Param {
+                blob: Blob::zeros(&[4]),
+                lr_mult: 1.0,
+                decay_mult: 1.0,
+            },
+        ];
+        Filler::Xavier(super::super::filler::VarianceNorm::FanIn).fill(
+            &[4, 6],
+            &mut params[0].blob.data,
+            &mut rng,
+        );
+        params[1].blob.data = vec![0.1, -0.2, 0.3, 0.0];
+        let mut op = InnerProductOp {
+            m: 3,
+            k: 6,
+            n: 4,
+            params,
+        };
+        check_op(&mut op, &[vec![3, 6]], &[vec![3, 4]]);
+        // Flattening: a 3×2×3 input is a 3×6 one.
+        check_op(&mut op, &[vec![3, 2, 3]], &[vec![3, 4]]);
+    }
+
+    #[test]
+    fn lenet_ip1_shape_and_macs() {
+        let ip = InnerProduct {
+            num_output: Some(500),
+            bias_term: true,
+            axis: 1,
+            transpose: false,
+            weight_filler: Filler::default(),
+            bias_filler: Filler::default(),
+            mults: vec![(1.0, 1.0); 2],
+        };
+        let b = vec![64, 50, 4, 4];
+        let ctx = ShapeCtx::default();
+        assert_eq!(ip.shapes(&[b.clone()], &ctx).unwrap(), vec![vec![64, 500]]);
+        assert_eq!(
+            ip.param_shapes(&[b.clone()], &ctx),
+            vec![vec![500, 800], vec![500]]
+        );
+        assert_eq!(ip.macs(&[b], &[vec![64, 500]]), 400_000);
+    }
+}

@@ -1,0 +1,493 @@
+//! `Pooling`: MAX and AVE over 2-D windows with Caffe's output size (rounding up by
+//! default, `round_mode: FLOOR`, global pooling) and its exact window clipping.
+
+use rayon::prelude::*;
+
+use super::window::Window;
+use super::{first, span_of, Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
+use crate::engine::{Blob, Op, Rng};
+use crate::spec::LayerSpec;
+
+pub static TYPE: LayerType = LayerType {
+    name: "Pooling",
+    kind: Kind::Pooling,
+    bottoms: Arity::Exactly(1),
+    tops: Arity::Range(1, 2),
+    in_place: false,
+    runnable: true,
+    build: |spec| Ok(Box::new(Pooling::parse(spec)?)),
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Max,
+    Ave,
+    Stochastic,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pooling {
+    pub method: Method,
+    /// `None` for global pooling (the window is the whole map).
+    pub window: Option<Window>,
+    pub ceil: bool,
+    /// 2 when the layer also outputs the MAX mask.
+    pub tops: usize,
+}
+
+/// The resolved geometry of one pooling over a C×H×W map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolGeom {
+    pub height: usize,
+    pub width: usize,
+    pub kernel: [usize; 2],
+    pub pad: [usize; 2],
+    pub stride: [usize; 2],
+    pub out_h: usize,
+    pub out_w: usize,
+}
+
+/// Caffe's pooled size along one axis.
+pub fn pooled(input: usize, k: usize, pad: usize, stride: usize, ceil: bool) -> Option<usize> {
+    let span = (input + 2 * pad).checked_sub(k)?;
+    let mut out = if ceil {
+        span.div_ceil(stride)
+    } else {
+        span / stride
+    } + 1;
+    // The last window must start inside the image (not only in the padding).
+    if pad > 0 && (out - 1) * stride >= input + pad {
+        out -= 1;
+    }
+    Some(out)
+}
+
+impl Pooling {
+    fn parse(spec: &LayerSpec) -> Result<Pooling, LayerError> {
+        let Some(p) = spec.msg.msg("pooling_param") else {
+            return Err(LayerError::new("a Pooling layer needs pooling_param")
+                .at(spec.type_span.clone())
+                .help("add pooling_param { pool: MAX kernel_size: 2 stride: 2 }"));
+        };
+        let method = match p.ident("pool") {
+            None | Some("MAX") => Method::Max,
+            Some("AVE") => Method::Ave,
+            Some("STOCHASTIC") => Method::Stochastic,
+            Some(other) => {
+                return Err(LayerError::new(format!("unknown pooling method {other}"))
+                    .at(span_of(p, "pool"))
+                    .help("use MAX or AVE"))
+            }
+        };
+        let global = p.boolean("global_pooling").unwrap_or(false);
+        let window = Window::parse(p, false)?;
+        if global && window.is_some() && (p.has("kernel_size") || p.has("kernel_h")) {
+            return Err(LayerError::new("global pooling takes no kernel size")
+                .at(span_of(p, "kernel_size"))
+                .help("remove kernel_size, or global_pooling"));
+        }
+        if !global && window.is_none() {
+            return Err(LayerError::new(
+                "pooling_param needs kernel_size (or global_pooling: true)",
+            )
+            .at(p.span.clone()));
+        }
+        if let Some(w) = &window {
+            if w.pad[0] >= w.kernel[0] || w.pad[1] >= w.kernel[1] {
+                return Err(LayerError::new("the pad must be smaller than the kernel")
+                    .at(span_of(p, "pad")));
+            }
+        }
+        let ceil = !matches!(p.ident("round_mode"), Some("FLOOR"));
+        Ok(Pooling {
+            method,
+            window: if global { None } else { window },
+            ceil,
+            tops: spec.tops.len().max(1),
+        })
+    }
+
+    pub fn geom(&self, b: &Shape) -> Result<PoolGeom, LayerError> {
+        if b.len() != 4 {
+            return Err(LayerError::new(format!(
+                "Pooling needs an N×C×H×W input, got {} axes",
+                b.len()
+            )));
+        }
+        let (h, w) = (b[2], b[3]);
+        let Some(win) = self.window else {
+            return Ok(PoolGeom {
+                height: h,
+                width: w,
+                kernel: [h, w],
+                pad: [0, 0],
+                stride: [1, 1],
+                out_h: 1,
+                out_w: 1,
+            });
+        };
+        let oh = pooled(h, win.kernel[0], win.pad[0], win.stride[0], self.ceil);
+        let ow = pooled(w, win.kernel[1], win.pad[1], win.stride[1], self.ceil);
+        match (oh, ow) {
+            (Some(out_h), Some(out_w)) if out_h > 0 && out_w > 0 => Ok(PoolGeom {
+                height: h,
+                width: w,
+                kernel: win.kernel,
+                pad: win.pad,
+                stride: win.stride,
+                out_h,
+                out_w,
+            }),
+            _ => Err(LayerError::new(format!(
+                "the {}×{} pooling window does not fit the {h}×{w} input",
+                win.kernel[0], win.kernel[1]
+            ))
+            .help("use a smaller kernel or a larger input")),
+        }
+    }
+}
+
+impl Layer for Pooling {
+    fn ty(&self) -> &'static LayerType {
+        &TYPE
+    }
+    fn shapes(&self, bottoms: &[Shape], _ctx: &ShapeCtx) -> Result<Vec<Shape>, LayerError> {
+        let b = first(bottoms)?;
+        let g = self.geom(b)?;
+        let top = vec![b[0], b[1], g.out_h, g.out_w];
+        Ok(vec![top; self.tops])
+    }
+    /// Pooling compares or adds but multiplies nothing: 0 multiply-accumulates, which
+    /// gives Caffe's LeNet its golden 2,293,000 MACs per image (conv and ip only).
+    fn macs(&self, _bottoms: &[Shape], _tops: &[Shape]) -> u64 {
+        0
+    }
+    fn details(&self) -> Vec<String> {
+        let m = match self.method {
+            Method::Max => "MAX",
+            Method::Ave => "AVE",
+            Method::Stochastic => "STOCHASTIC",
+        };
+        match self.window {
+            None => vec![m.into(), "global".into()],
+            Some(w) => {
+                let mut d = vec![
+                    m.to_string(),
+                    format!("kernel {}", w.kernel[0]),
+                    format!("stride {}", w.stride[0]),
+                ];
+                if w.pad != [0, 0] {
+                    d.push(format!("pad {}", w.pad[0]));
+                }
+                d
+            }
+        }
+    }
+    fn forward_candle(
+        &self,
+        bottoms: &[candle_core::Tensor],
+        _params: &[candle_core::Tensor],
+    ) -> Result<Vec<candle_core::Tensor>, LayerError> {
+        use candle_core::Tensor;
+        let e = super::candle_err;
+        let x = &bottoms[0];
+        let g = self.geom(&x.dims().to_vec())?;
+        let fill = if self.method == Method::Max { f32::NEG_INFINITY } else { 0.0 };
+        // Pad so every window Caffe takes (padding and ceil rounding) lies inside.
+        let pad_axis = |x: Tensor, axis: usize, size: usize, pad: usize, k: usize, s: usize, out: usize| {
+            let right = ((out - 1) * s + k).saturating_sub(size + pad);
+            let mut parts = Vec::new();
+            let mut dims = x.dims().to_vec();
+            if pad > 0 {
+                dims[axis] = pad;
+                parts.push(Tensor::full(fill, dims.clone(), x.device())?);
+            }
+            parts.push(x.clone());
+            if right > 0 {
+                dims[axis] = right;
+                parts.push(Tensor::full(fill, dims, x.device())?);
+            }
+            Tensor::cat(&parts, axis)
+        };
+        let x = pad_axis(x.clone(), 2, g.height, g.pad[0], g.kernel[0], g.stride[0], g.out_h)
+            .and_then(|x| pad_axis(x, 3, g.width, g.pad[1], g.kernel[1], g.stride[1], g.out_w))
+            .map_err(e)?;
+        let (k, s) = ((g.kernel[0], g.kernel[1]), (g.stride[0], g.stride[1]));
+        let y = match self.method {
+            Method::Max => x.max_pool2d_with_stride(k, s),
+            _ => x.avg_pool2d_with_stride(k, s),
+        }
+        .and_then(|y| y.narrow(2, 0, g.out_h)?.narrow(3, 0, g.out_w))
+        .map_err(e)?;
+        if self.method == Method::Max {
+            return Ok(vec![y]);
+        }
+        // Caffe divides by the window clipped to the padded image, not by k².
+        let mut div = Vec::with_capacity(g.out_h * g.out_w);
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                div.push((g.kernel[0] * g.kernel[1]) as f32 / g.window(oy, ox).2 as f32);
+            }
+        }
+        let div = Tensor::from_vec(div, (1, 1, g.out_h, g.out_w), y.device()).map_err(e)?;
+        Ok(vec![y.broadcast_mul(&div).map_err(e)?])
+    }
+    fn lower(
+        &self,
+        bottoms: &[Shape],
+        _ctx: &ShapeCtx,
+        _rng: &mut Rng,
+    ) -> Result<Box<dyn Op>, LayerError> {
+        let b = first(bottoms)?;
+        let geom = self.geom(b)?;
+        let method = match self.method {
+            Method::Max => Method::Max,
+            Method::Ave => Method::Ave,
+            Method::Stochastic => {
+                return Err(LayerError::new("netc cannot train STOCHASTIC pooling yet")
+                    .help("use MAX or AVE"))
+            }
+        };
+        let count = b[0] * b[1] * geom.out_h * geom.out_w;
+        Ok(Box::new(PoolOp {
+            geom,
+            method,
+            argmax: vec![0; if method == Method::Max { count } else { 0 }],
+        }))
+    }
+}
+
+#[derive(Debug)]
+pub struct PoolOp {
+    geom: PoolGeom,
+    method: Method,
+    /// For MAX: the index inside its plane of each output's maximum.
+    argmax: Vec<u32>,
+}
+
+impl PoolGeom {
+    /// The clipped window of output (y, x): rows, columns, and Caffe's AVE divisor (which
+    /// counts padding cells inside the image-plus-pad area).
+    fn window(
+        &self,
+        y: usize,
+        x: usize,
+    ) -> (std::ops::Range<usize>, std::ops::Range<usize>, usize) {
+        let hs = (y * self.stride[0]) as isize - self.pad[0] as isize;
+        let ws = (x * self.stride[1]) as isize - self.pad[1] as isize;
+        let he = (hs + self.kernel[0] as isize).min((self.height + self.pad[0]) as isize);
+        let we = (ws + self.kernel[1] as isize).min((self.width + self.pad[1]) as isize);
+        let size = ((he - hs) * (we - ws)).max(1) as usize;
+        let (hs, ws) = (hs.max(0) as usize, ws.max(0) as usize);
+        let (he, we) = (
+            (he as usize).min(self.height),
+            (we as usize).min(self.width),
+        );
+        (hs..he, ws..we, size)
+    }
+}
+
+/// Output values handled per thread task (small planes are grouped).
+const TASK: usize = 1 << 14;
+
+impl PoolOp {
+    /// Row ranges per output row, column ranges per output column, and the AVE divisor
+    /// per output position, computed once per call instead of per output.
+    fn table(&self) -> (Vec<(usize, usize)>, Vec<(usize, usize)>, Vec<f32>) {
+        let g = self.geom;
+        let rows: Vec<_> = (0..g.out_h).map(|y| { let (r, _, _) = g.window(y, 0); (r.start, r.end) }).collect();
+        let cols: Vec<_> = (0..g.out_w).map(|x| { let (_, c, _) = g.window(0, x); (c.start, c.end) }).collect();
+        let mut div = Vec::with_capacity(g.out_h * g.out_w);
+        for y in 0..g.out_h {
+            for x in 0..g.out_w {
+                div.push(1.0 / g.window(y, x).2 as f32);
+            }
+        }
+        (rows, cols, div)
+    }
+}
+
+impl Op for PoolOp {
+    fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
+        let g = self.geom;
+        let (ip, op) = (g.height * g.width, g.out_h * g.out_w);
+        let per_task = (TASK / op.max(1)).max(1);
+        let (rows, cols, div) = self.table();
+        let x = &bottoms[0].data;
+        let (y, rest) = tops.split_first_mut().expect("pooling has a top");
+        match self.method {
+            Method::Max => {
+                y.data
+                    .par_chunks_mut(op * per_task)
+                    .zip(self.argmax.par_chunks_mut(op * per_task))
+                    .zip(x.par_chunks(ip * per_task))
+                    .for_each(|((y, am), x)| {
+                        for ((y, am), x) in y.chunks_mut(op).zip(am.chunks_mut(op)).zip(x.chunks(ip)) {
+                            for (oy, &(r0, r1)) in rows.iter().enumerate() {
+                                for (ox, &(c0, c1)) in cols.iter().enumerate() {
+                                    let (mut best, mut at) = (f32::NEG_INFINITY, r0 * g.width + c0);
+                                    for r in r0..r1 {
+                                        let line = &x[r * g.width..(r + 1) * g.width];
+                                        for c in c0..c1 {
+                                            if line[c] > best {
+                                                best = line[c];
+                                                at = r * g.width + c;
+                                            }
+                                        }
+                                    }
+                                    y[oy * g.out_w + ox] = best;
+                                    am[oy * g.out_w + ox] = at as u32;
+                                }
+                            }
+                        }
+                    });
+                if let Some(mask) = rest.first_mut() {
+                    for (m, a) in mask.data.iter_mut().zip(&self.argmax) {
+                        *m = *a as f32;
+                    }
+                }
+            }
+            _ => {
+                y.data.par_chunks_mut(op * per_task).zip(x.par_chunks(ip * per_task)).for_each(|(y, x)| {
+                    for (y, x) in y.chunks_mut(op).zip(x.chunks(ip)) {
+                        for (oy, &(r0, r1)) in rows.iter().enumerate() {
+                            for (ox, &(c0, c1)) in cols.iter().enumerate() {
+                                let mut s = 0.0;
+                                for r in r0..r1 {
+                                    s += x[r * g.width + c0..r * g.width + c1].iter().sum::<f32>();
+                                }
+                                y[oy * g.out_w + ox] = s * div[oy * g.out_w + ox];
+                            }
+                        }
+                    }
+                });
+                if let Some(mask) = rest.first_mut() {
+                    mask.data.fill(0.0);
+                }
+            }
+        }
+    }
+
+    fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]) {
+        if !prop_down.first().copied().unwrap_or(false) {
+            return;
+        }
+        let g = self.geom;
+        let (ip, op) = (g.height * g.width, g.out_h * g.out_w);
+        let per_task = (TASK / op.max(1)).max(1);
+        let dy = &tops[0].diff;
+        let dx = &mut bottoms[0].diff;
+        match self.method {
+            Method::Max => {
+                dx.par_chunks_mut(ip * per_task)
+                    .zip(dy.par_chunks(op * per_task))
+                    .zip(self.argmax.par_chunks(op * per_task))
+                    .for_each(|((dx, dy), am)| {
+                        dx.fill(0.0);
+                        for ((dx, dy), am) in dx.chunks_mut(ip).zip(dy.chunks(op)).zip(am.chunks(op)) {
+                            for (d, a) in dy.iter().zip(am) {
+                                dx[*a as usize] += d;
+                            }
+                        }
+                    });
+            }
+            _ => {
+                let (rows, cols, div) = self.table();
+                dx.par_chunks_mut(ip * per_task).zip(dy.par_chunks(op * per_task)).for_each(|(dx, dy)| {
+                    dx.fill(0.0);
+                    for (dx, dy) in dx.chunks_mut(ip).zip(dy.chunks(op)) {
+                        for (oy, &(r0, r1)) in rows.iter().enumerate() {
+                            for (ox, &(c0, c1)) in cols.iter().enumerate() {
+                                let d = dy[oy * g.out_w + ox] * div[oy * g.out_w + ox];
+                                for r in r0..r1 {
+                                    dx[r * g.width + c0..r * g.width + c1].iter_mut().for_each(|v| *v += d);
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::gradcheck::check_op;
+
+    #[test]
+    fn caffe_output_sizes() {
+        // LeNet: 24 → 12, 8 → 4; AlexNet: 55 → 27 (k3 s2); ceil rounding: 6 k3 s2 → 3 (floor 2).
+        assert_eq!(pooled(24, 2, 0, 2, true), Some(12));
+        assert_eq!(pooled(55, 3, 0, 2, true), Some(27));
+        assert_eq!(pooled(6, 3, 0, 2, true), Some(3));
+        assert_eq!(pooled(6, 3, 0, 2, false), Some(2));
+        // A last window that would start in the padding is dropped: 5, k2 s2 p1 → 3.
+        assert_eq!(pooled(5, 2, 1, 2, true), Some(3));
+        assert_eq!(pooled(4, 2, 1, 2, true), Some(3));
+        assert_eq!(pooled(1, 3, 0, 1, true), None);
+    }
+
+    fn op(
+        method: Method,
+        h: usize,
+        k: usize,
+        s: usize,
+        p: usize,
+        n: usize,
+        c: usize,
+    ) -> (PoolOp, Vec<usize>) {
+        let pl = Pooling {
+            method,
+            window: Some(Window {
+                kernel: [k, k],
+                pad: [p, p],
+                stride: [s, s],
+                dilation: [1, 1],
+            }),
+            ceil: true,
+            tops: 1,
+        };
+        let shape = vec![n, c, h, h];
+        let g = pl.geom(&shape).unwrap();
+        let top = vec![n, c, g.out_h, g.out_w];
+        let count = top.iter().product();
+        (
+            PoolOp {
+                geom: g,
+                method,
+                argmax: vec![0; count],
+            },
+            top,
+        )
+    }
+
+    #[test]
+    fn max_and_average_values() {
+        let (mut o, top) = op(Method::Max, 4, 2, 2, 0, 1, 1);
+        let mut x = Blob::zeros(&[1, 1, 4, 4]);
+        x.data = (0..16).map(|i| i as f32).collect();
+        let mut y = Blob::zeros(&top);
+        o.forward(&[&x], &mut [&mut y], true);
+        assert_eq!(y.data, vec![5.0, 7.0, 13.0, 15.0]);
+        let (mut a, top) = op(Method::Ave, 4, 3, 2, 1, 1, 1);
+        let mut y = Blob::zeros(&top);
+        a.forward(&[&x], &mut [&mut y], true);
+        // First window covers rows/cols -1..2 → cells (0,0),(0,1),(1,0),(1,1); divisor 9.
+        assert!((y.data[0] - (0.0 + 1.0 + 4.0 + 5.0) / 9.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        for (m, h, k, s, p) in [
+            (Method::Max, 6, 2, 2, 0),
+            (Method::Max, 7, 3, 2, 1),
+            (Method::Ave, 6, 3, 2, 1),
+            (Method::Ave, 5, 2, 1, 0),
+        ] {
+            let (mut o, top) = op(m, h, k, s, p, 2, 3);
+            check_op(&mut o, &[vec![2, 3, h, h]], &[top]);
+        }
+    }
+}

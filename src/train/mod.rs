@@ -1,0 +1,599 @@
+//! Stage 6: training. Opens the dataset a spec's data layer names, lowers the TRAIN and
+//! validation nets, and runs the solver over the in-memory dataset epoch by epoch,
+//! recording metrics, curves and snapshots in a run folder.
+
+pub mod record;
+pub mod snapshot;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::commands::usage;
+use crate::data::{Dataset, Split};
+use crate::diag::Severity;
+use crate::engine::net::Net;
+use crate::engine::Rng;
+use crate::feed::Preprocess;
+use crate::ir;
+use crate::layers::ShapeCtx;
+use crate::solver::{apply_update, SolverConfig, SolverState};
+use crate::spec::{NetSpec, NetState};
+use record::EpochRecord;
+
+/// What `netc train` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    pub spec: PathBuf,
+    pub solver: Option<PathBuf>,
+    pub data: Option<PathBuf>,
+    pub epochs: Option<f64>,
+    pub batch_size: Option<usize>,
+    pub lr: Option<f64>,
+    pub seed: Option<u64>,
+    pub out: Option<PathBuf>,
+    pub resume: Option<PathBuf>,
+    pub weights: Option<PathBuf>,
+    /// No progress bar, no per-epoch lines (tests).
+    pub quiet: bool,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct TrainOutcome {
+    pub run_dir: PathBuf,
+    pub records: Vec<EpochRecord>,
+    pub interrupted: bool,
+    pub seconds: f64,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+fn install_ctrlc() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
+    });
+}
+
+/// A spec read and checked, with its problems printed.
+pub fn load_spec(path: &Path) -> miette::Result<NetSpec> {
+    let src = crate::front::read_source(path)?;
+    let (spec, diags) = crate::front::load_net(&src);
+    if !diags.is_empty() {
+        crate::front::print_diagnostics(&diags);
+    }
+    match spec {
+        Some(s) if !diags.iter().any(|d| d.severity == Severity::Error) => Ok(s),
+        _ => Err(miette::miette!(
+            help = format!("run `netc check {}` for the details", path.display()),
+            "{} has errors",
+            path.display()
+        )),
+    }
+}
+
+/// The dataset the spec's TRAIN data layer names (relative to the spec), or `--data`.
+pub fn dataset_path(spec: &NetSpec, spec_path: &Path, data: Option<&Path>) -> miette::Result<PathBuf> {
+    if let Some(d) = data {
+        return Ok(d.to_path_buf());
+    }
+    let layer = spec
+        .layers_for(&NetState::train())
+        .into_iter()
+        .find(|l| l.ty == "Data")
+        .ok_or_else(|| usage(format!("{} has no Data layer in the TRAIN phase", spec_path.display()), Some("add a Data layer, or pass --data DATASET".into())))?;
+    let source = layer
+        .msg
+        .msg("data_param")
+        .and_then(|d| d.str("source"))
+        .ok_or_else(|| usage(format!("the Data layer \"{}\" has no data_param.source", layer.name), Some("add data_param { source: \"path/to/dataset\" } or pass --data DATASET".into())))?;
+    let dir = spec_path.parent().unwrap_or(Path::new("."));
+    Ok(dir.join(source))
+}
+
+/// Builds one phase's IR, printing its problems; `None` when the phase has no data layer
+/// (a spec without validation layers).
+pub fn build_net(spec: &NetSpec, state: &NetState, ctx: &ShapeCtx, rng: &mut Rng, what: &str) -> miette::Result<Net> {
+    let (ir, diags) = ir::build(spec, state, ctx);
+    let errors: Vec<_> = diags.iter().filter(|d| d.severity == Severity::Error).cloned().collect();
+    let Some(ir) = ir.filter(|_| errors.is_empty()) else {
+        crate::front::print_diagnostics(&errors);
+        return Err(miette::miette!("the {what} net of {} has errors", spec.source.path.display()));
+    };
+    Net::from_ir(&ir, ctx, rng).map_err(|e| {
+        miette::miette!(help = e.help.clone().unwrap_or_default(), "cannot build the {what} net: {e}")
+    })
+}
+
+/// The blob a net's SoftmaxWithLoss (or Accuracy) scores, with its label blob.
+pub fn scores_and_labels(net: &Net) -> Option<(usize, usize)> {
+    net.steps
+        .iter()
+        .find(|s| s.ty == "SoftmaxWithLoss")
+        .or_else(|| net.steps.iter().find(|s| s.ty == "Accuracy"))
+        .and_then(|s| Some((*s.bottoms.first()?, *s.bottoms.get(1)?)))
+}
+
+/// Fills a net's data feed with images `idx` of `split` (and their labels).
+fn fill(net: &mut Net, split: &Split, idx: &[usize], pre: &Preprocess, train: bool, rng: &mut Rng) {
+    let Some(feed) = net.feeds.first().cloned() else { return };
+    let per = pre.output_len();
+    if let Some(&t) = feed.tops.first() {
+        let data = &mut net.blobs[t].data;
+        for (k, &i) in idx.iter().enumerate() {
+            pre.apply(split.image(i), &mut data[k * per..(k + 1) * per], train, rng);
+        }
+    }
+    if let Some(&t) = feed.tops.get(1) {
+        let labels = &mut net.blobs[t].data;
+        for (k, &i) in idx.iter().enumerate() {
+            labels[k] = split.labels[i] as f32;
+        }
+    }
+}
+
+/// Validation figures over a whole split: (mean loss, top-1 %, top-5 %).
+pub fn validate(net: &mut Net, split: &Split, pre: &Preprocess, classes: usize) -> (f64, f64, Option<f64>) {
+    let batch = net.batch();
+    let mut rng = Rng::seed_from_u64(0);
+    let (mut loss, mut top1, mut top5, mut n) = (0.0f64, 0usize, 0usize, 0usize);
+    let scores = scores_and_labels(net);
+    for start in (0..split.len()).step_by(batch.max(1)) {
+        let real = (split.len() - start).min(batch);
+        let idx: Vec<usize> = (0..batch).map(|k| start + k.min(real - 1)).collect();
+        fill(net, split, &idx, pre, false, &mut rng);
+        let l = net.forward(false);
+        let Some((s, _)) = scores else {
+            loss += l as f64 * real as f64;
+            n += real;
+            continue;
+        };
+        let blob = &net.blobs[s];
+        let ch = blob.count() / batch.max(1);
+        for (k, &i) in idx.iter().enumerate().take(real) {
+            let row = &blob.data[k * ch..(k + 1) * ch];
+            let label = split.labels[i] as usize;
+            let m = row.iter().fold(f32::NEG_INFINITY, |a, b| a.max(*b)) as f64;
+            let lse = row.iter().map(|v| (*v as f64 - m).exp()).sum::<f64>().ln() + m;
+            let truth = row.get(label).copied().unwrap_or(f32::NEG_INFINITY);
+            loss += lse - truth as f64;
+            let better = row.iter().enumerate().filter(|(c, v)| *c != label && **v >= truth).count();
+            let ok = !truth.is_nan();
+            top1 += (ok && better < 1) as usize;
+            top5 += (ok && better < 5) as usize;
+            n += 1;
+        }
+    }
+    let n = n.max(1) as f64;
+    let t5 = (classes > 5).then_some(100.0 * top5 as f64 / n);
+    (loss / n, 100.0 * top1 as f64 / n, t5)
+}
+
+/// The solver a spec trains with: `--solver`, else `<spec stem>.solver.yaml` beside the
+/// spec, else `solver.yaml` there, else Caffe's defaults.
+pub fn find_solver(spec_path: &Path, given: Option<&Path>) -> miette::Result<(SolverConfig, Option<PathBuf>)> {
+    if let Some(p) = given {
+        return Ok((SolverConfig::load(p)?, Some(p.to_path_buf())));
+    }
+    let dir = spec_path.parent().unwrap_or(Path::new("."));
+    let stem = spec_path.file_stem().and_then(|s| s.to_str()).unwrap_or("net");
+    for cand in [dir.join(format!("{stem}.solver.yaml")), dir.join("solver.yaml")] {
+        if cand.is_file() {
+            return Ok((SolverConfig::load(&cand)?, Some(cand)));
+        }
+    }
+    Ok((SolverConfig::default(), None))
+}
+
+fn now_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Everything a run folder holds besides snapshots and metrics.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RunInfo {
+    pub netc_version: String,
+    pub spec: String,
+    pub dataset: String,
+    pub started: String,
+    pub seed: u64,
+    pub threads: usize,
+    pub batch_size: usize,
+    pub iterations_per_epoch: u64,
+    pub max_iter: u64,
+    pub epochs: usize,
+    pub train_images: usize,
+    pub val_images: usize,
+    pub classes: usize,
+    pub parameters: usize,
+}
+
+/// Trains as `opts` says; returns the run folder and its records.
+pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
+    let started = Instant::now();
+    let resume_dir = opts.resume.clone();
+    // A resumed run reads everything from its folder.
+    let spec_path = match &resume_dir {
+        Some(r) => {
+            let p = r.join("spec.net");
+            if !p.is_file() {
+                return Err(usage(format!("{} is not a netc run folder (no spec.net)", r.display()), Some("pass the folder `netc train` wrote (runs/...)".into())));
+            }
+            p
+        }
+        None => opts.spec.clone(),
+    };
+    let spec = load_spec(&spec_path)?;
+    let (mut cfg, solver_path) = match &resume_dir {
+        Some(r) => find_solver(&spec_path, Some(&r.join("solver.yaml")))?,
+        None => find_solver(&spec_path, opts.solver.as_deref())?,
+    };
+    if let Some(e) = opts.epochs {
+        cfg.epochs = Some(e);
+    }
+    if let Some(b) = opts.batch_size {
+        cfg.batch_size = Some(b);
+    }
+    if let Some(lr) = opts.lr {
+        cfg.base_lr = lr;
+    }
+    if let Some(s) = opts.seed {
+        cfg.random_seed = s;
+    }
+    cfg.validate().map_err(|e| usage(e.0, None))?;
+    let data_path = match &resume_dir {
+        Some(r) => {
+            let info: RunInfo = read_yaml(&r.join("run.yaml"))?;
+            PathBuf::from(info.dataset)
+        }
+        None => dataset_path(&spec, &spec_path, opts.data.as_deref())?,
+    };
+    let data = crate::data::open(&data_path)?;
+    if data.train.is_empty() {
+        return Err(usage(format!("the dataset {} has no training images", data_path.display()), None));
+    }
+    let chw = [data.channels, data.height, data.width];
+    let ctx = ShapeCtx { batch: cfg.batch_size, data_chw: Some(chw), num_classes: Some(data.num_classes()) };
+    let mut rng = Rng::seed_from_u64(cfg.random_seed);
+    let mut net = build_net(&spec, &NetState::train(), &ctx, &mut rng, "TRAIN")?;
+    let Some(feed) = net.feeds.first().cloned() else {
+        return Err(usage("the TRAIN net has no data layer".to_string(), Some("add a Data layer with include { phase: TRAIN }".into())));
+    };
+    if net.losses.is_empty() {
+        return Err(usage("the TRAIN net has no loss layer".to_string(), Some("add a SoftmaxWithLoss layer".into())));
+    }
+    check_outputs(&net, &data)?;
+    let spec_dir = spec_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let pre = Preprocess::new(&feed.input.transform, chw, data.resize, &spec_dir, Some(&data))?;
+    let mut val = match &data.val {
+        Some(v) if !v.is_empty() && cfg.validation_interval > 0.0 => {
+            let vnet = build_net(&spec, &NetState::val(), &ctx, &mut rng, "validation")?;
+            (!vnet.feeds.is_empty()).then_some(vnet)
+        }
+        _ => None,
+    };
+    let val_pre = match val.as_ref().and_then(|v| v.feeds.first()) {
+        Some(f) => Preprocess::new(&f.input.transform, chw, data.resize, &spec_dir, Some(&data))?,
+        None => pre.clone(),
+    };
+    if val.is_none() && !opts.quiet {
+        eprintln!("note: no validation (the dataset has no val split, or the spec no validation data layer)");
+    }
+
+    let batch = net.batch();
+    let n = data.train.len();
+    let ipe = n.div_ceil(batch) as u64;
+    let max_iter = match (cfg.epochs, cfg.max_iter) {
+        (Some(e), _) => (e * ipe as f64).round().max(1.0) as u64,
+        (None, Some(m)) => m.max(1),
+        (None, None) => 10 * ipe,
+    };
+    let epochs = max_iter.div_ceil(ipe) as usize;
+
+    // The run folder.
+    let run_dir = match (&resume_dir, &opts.out) {
+        (Some(r), _) => r.clone(),
+        (None, Some(o)) => o.clone(),
+        (None, None) => {
+            let stem = spec_path.file_stem().and_then(|s| s.to_str()).unwrap_or("net");
+            PathBuf::from("runs").join(format!("{stem}-{}", now_stamp()))
+        }
+    };
+    let mut state = SolverState::new(net.params().map(|(_, _, p)| p));
+    let mut records = Vec::new();
+    let mut start_epoch = 1usize;
+    let mut start_batch = 0u64;
+    let mut carried = (0.0f64, 0u64);
+    if let Some(r) = &resume_dir {
+        let snaps = snapshot::list(r);
+        let Some((_, _, newest)) = snaps.last() else {
+            return Err(usage(format!("{} has no snapshot to resume from", r.display()), Some("start a new run instead".into())));
+        };
+        let w = snapshot::load(newest)?;
+        let rep = snapshot::apply(&w, &mut net);
+        if !rep.skipped.is_empty() {
+            return Err(usage(format!("the snapshot {} does not fit the spec: {:?}", newest.display(), rep.skipped), None));
+        }
+        let meta = snapshot::load_state(newest, &mut state)?;
+        let epoch: usize = meta.get("epoch").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let done_in_epoch = state.iter.saturating_sub((epoch as u64).saturating_sub(1) * ipe);
+        records = record::read_metrics(r);
+        records.retain(|rec| rec.iteration <= state.iter);
+        if done_in_epoch >= ipe {
+            start_epoch = epoch + 1;
+        } else {
+            start_epoch = epoch.max(1);
+            start_batch = done_in_epoch;
+            carried = (
+                meta.get("loss_sum").and_then(|s| s.parse().ok()).unwrap_or(0.0),
+                meta.get("loss_count").and_then(|s| s.parse().ok()).unwrap_or(0),
+            );
+        }
+        if !opts.quiet {
+            eprintln!("resuming {} from {} (epoch {epoch}, iteration {})", r.display(), newest.display(), state.iter);
+        }
+    } else {
+        if run_dir.exists() && std::fs::read_dir(&run_dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
+            return Err(usage(format!("{} already exists and is not empty", run_dir.display()), Some("choose another --out, or --resume it".into())));
+        }
+        std::fs::create_dir_all(&run_dir).map_err(|e| crate::data::io_err("create the run folder", &run_dir, e))?;
+        write_run_files(&run_dir, &spec, &cfg, &data, &data_path, &pre)?;
+        if let Some(w) = &opts.weights {
+            let w = snapshot::load(&resolve_snapshot(w)?)?;
+            let rep = snapshot::apply(&w, &mut net);
+            if !opts.quiet {
+                eprintln!("fine-tuning: copied {} blobs ({})", rep.copied.len(), rep.copied.join(", "));
+                for (k, why) in &rep.skipped {
+                    eprintln!("  not copied: {k}: {why}");
+                }
+            }
+        }
+    }
+    let info = RunInfo {
+        netc_version: env!("CARGO_PKG_VERSION").into(),
+        spec: spec_path.display().to_string(),
+        dataset: data_path.canonicalize().unwrap_or(data_path.clone()).display().to_string(),
+        started: now_stamp(),
+        seed: cfg.random_seed,
+        threads: rayon::current_num_threads(),
+        batch_size: batch,
+        iterations_per_epoch: ipe,
+        max_iter,
+        epochs,
+        train_images: n,
+        val_images: data.val.as_ref().map_or(0, |v| v.len()),
+        classes: data.num_classes(),
+        parameters: net.param_count(),
+    };
+    snapshot::write_atomic(&run_dir.join("run.yaml"), serde_yaml::to_string(&info).unwrap_or_default().as_bytes())?;
+    if !opts.quiet {
+        eprintln!(
+            "training {} on {} ({} train, {} val images, {} classes) for {epochs} epochs of {ipe} iterations (batch {batch}), {} parameters; run folder {}",
+            spec.name.as_deref().unwrap_or("net"),
+            data_path.display(),
+            n,
+            info.val_images,
+            info.classes,
+            info.parameters,
+            run_dir.display()
+        );
+        if let Some(p) = &solver_path {
+            eprintln!("solver: {}", p.display());
+        }
+    }
+    install_ctrlc();
+    STOP.store(false, Ordering::SeqCst);
+
+    let title = format!("{} — {}", spec.name.as_deref().unwrap_or("net"), data_path.display());
+    let mut meta: HashMap<String, String> = HashMap::new();
+    meta.insert("netc_version".into(), info.netc_version.clone());
+    meta.insert("net".into(), spec.name.clone().unwrap_or_default());
+    let per = pre.output_len();
+    let _ = per;
+    let mut interrupted = false;
+    let bar = progress_bar(opts.quiet, ipe);
+    for epoch in start_epoch..=epochs {
+        let t0 = Instant::now();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut Rng::seed_from_u64(cfg.random_seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        let mut aug = Rng::seed_from_u64(cfg.random_seed.wrapping_add(epoch as u64 * 7919));
+        let (mut loss_sum, mut loss_count) = if epoch == start_epoch { carried } else { (0.0, 0) };
+        let first_batch = if epoch == start_epoch { start_batch } else { 0 };
+        let mut rate = cfg.learning_rate(state.iter, max_iter);
+        if let Some(b) = &bar {
+            b.reset();
+            b.set_position(first_batch);
+            b.set_message(format!("epoch {epoch}/{epochs}"));
+        }
+        let mut images = 0usize;
+        for bi in first_batch..ipe {
+            if state.iter >= max_iter {
+                break;
+            }
+            let idx: Vec<usize> = (0..batch).map(|k| order[(bi as usize * batch + k) % n]).collect();
+            fill(&mut net, &data.train, &idx, &pre, true, &mut aug);
+            let loss = net.forward(true);
+            if !loss.is_finite() {
+                return Err(miette::miette!(
+                    help = "lower the learning rate (--lr, or base_lr in the solver), or check the input scale; the snapshots written so far stay valid",
+                    "the loss became {loss} at epoch {epoch}, iteration {}",
+                    state.iter + 1
+                ));
+            }
+            net.backward();
+            rate = cfg.learning_rate(state.iter, max_iter);
+            apply_update(&cfg, &mut state, net.params_mut().map(|(_, _, p)| p), rate);
+            loss_sum += loss as f64;
+            loss_count += 1;
+            images += batch;
+            if let Some(b) = &bar {
+                b.set_position(bi + 1);
+                b.set_message(format!("epoch {epoch}/{epochs} loss {:.4}", loss_sum / loss_count as f64));
+            }
+            if STOP.load(Ordering::SeqCst) {
+                let mut m = meta.clone();
+                m.insert("loss_sum".into(), loss_sum.to_string());
+                m.insert("loss_count".into(), loss_count.to_string());
+                let p = snapshot::save(&run_dir, &net, &state, &m, epoch)?;
+                if let Some(b) = &bar {
+                    b.finish_and_clear();
+                }
+                eprintln!("interrupted: wrote {}; carry on with `netc train --resume {}`", p.display(), run_dir.display());
+                interrupted = true;
+                break;
+            }
+        }
+        if interrupted {
+            break;
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        let (mut vl, mut va, mut v5) = (None, None, None);
+        let val_due = cfg.validation_interval > 0.0
+            && (epoch == epochs || epoch as f64 % cfg.validation_interval.max(1.0).round() == 0.0);
+        if let (Some(vnet), Some(vsplit), true) = (val.as_mut(), data.val.as_ref(), val_due) {
+            vnet.copy_params_from(&net);
+            let (l, a, t5) = validate(vnet, vsplit, &val_pre, data.num_classes());
+            (vl, va, v5) = (Some(l), Some(a), t5);
+        }
+        let rec = EpochRecord {
+            epoch,
+            iteration: state.iter,
+            train_loss: loss_sum / loss_count.max(1) as f64,
+            val_loss: vl,
+            val_accuracy: va,
+            val_top5: v5,
+            learning_rate: rate,
+            seconds,
+            images_per_second: images as f64 / seconds.max(1e-9),
+        };
+        records.push(rec.clone());
+        record::write_metrics(&run_dir, &records)?;
+        record::draw_curves(&run_dir, &title, &records)?;
+        let snap_due = epoch == epochs
+            || (cfg.snapshot_interval > 0.0 && epoch as f64 % cfg.snapshot_interval.max(1.0).round() == 0.0);
+        if snap_due {
+            snapshot::save(&run_dir, &net, &state, &meta, epoch)?;
+        }
+        if let Some(b) = &bar {
+            b.suspend(|| print_epoch(&rec));
+        } else if !opts.quiet {
+            print_epoch(&rec);
+        }
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if !opts.quiet && !interrupted {
+        match record::best(&records) {
+            Some(b) => println!(
+                "done in {seconds:.1} s: best val accuracy {:.2}% at epoch {}; run folder {}",
+                b.val_accuracy.unwrap_or(0.0),
+                b.epoch,
+                run_dir.display()
+            ),
+            None => println!("done in {seconds:.1} s; run folder {}", run_dir.display()),
+        }
+    }
+    Ok(TrainOutcome { run_dir, records, interrupted, seconds })
+}
+
+fn print_epoch(r: &EpochRecord) {
+    let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
+    println!(
+        "epoch {:>3}  train loss {:.4}  val loss {}  val acc {}%{}  lr {:.6}  {:.1} s  {:.0} img/s",
+        r.epoch,
+        r.train_loss,
+        f(r.val_loss, 4),
+        f(r.val_accuracy, 2),
+        r.val_top5.map_or(String::new(), |t| format!(" (top-5 {t:.2}%)")),
+        r.learning_rate,
+        r.seconds,
+        r.images_per_second
+    );
+}
+
+fn progress_bar(quiet: bool, len: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} iters, ETA {eta}") {
+        b.set_style(style.progress_chars("=> "));
+    }
+    Some(b)
+}
+
+/// The network's class scores must cover every label of the dataset.
+fn check_outputs(net: &Net, data: &Dataset) -> miette::Result<()> {
+    if let Some((s, _)) = scores_and_labels(net) {
+        let shape = &net.blobs[s].shape;
+        let outputs = shape.get(1).copied().unwrap_or(0);
+        if outputs < data.num_classes() {
+            return Err(usage(
+                format!(
+                    "the network scores {outputs} classes but the dataset {} has {} (labels up to {})",
+                    data.root.display(),
+                    data.num_classes(),
+                    data.num_classes() - 1
+                ),
+                Some("set the last InnerProduct's num_output to the class count, or leave it unset to take it from the dataset".into()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn write_run_files(
+    dir: &Path,
+    spec: &NetSpec,
+    cfg: &SolverConfig,
+    data: &Dataset,
+    data_path: &Path,
+    pre: &Preprocess,
+) -> miette::Result<()> {
+    snapshot::write_atomic(&dir.join("spec.net"), spec.source.text.as_bytes())?;
+    snapshot::write_atomic(&dir.join("solver.yaml"), serde_yaml::to_string(cfg).unwrap_or_default().as_bytes())?;
+    snapshot::write_atomic(&dir.join("labels.txt"), (data.labels.join("\n") + "\n").as_bytes())?;
+    snapshot::write_atomic(&dir.join("preprocess.yaml"), serde_yaml::to_string(pre).unwrap_or_default().as_bytes())?;
+    let _ = data_path;
+    Ok(())
+}
+
+pub fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> miette::Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::data::io_err("read", path, e))?;
+    serde_yaml::from_str(&text).map_err(|e| usage(format!("{} is not valid: {e}", path.display()), None))
+}
+
+/// A snapshot file, or a run folder's newest snapshot.
+pub fn resolve_snapshot(p: &Path) -> miette::Result<PathBuf> {
+    if p.is_dir() {
+        return snapshot::list(p).pop().map(|(_, _, p)| p).ok_or_else(|| {
+            usage(format!("{} has no snapshot", p.display()), Some("train first, or name a .safetensors file".into()))
+        });
+    }
+    if p.is_file() {
+        return Ok(p.to_path_buf());
+    }
+    Err(usage(format!("{} does not exist", p.display()), None))
+}

@@ -1,0 +1,164 @@
+//! Snapshots: learned blobs as safetensors (`<layer>.<blob index>`, Caffe's blob order),
+//! with the solver state beside them, written atomically.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+
+use crate::data::io_err;
+use crate::engine::net::Net;
+use crate::solver::SolverState;
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a reader never sees
+/// half a file and a crash leaves the previous version.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> miette::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| io_err("create", &tmp, e))?;
+    f.write_all(bytes).map_err(|e| io_err("write", &tmp, e))?;
+    f.sync_all().map_err(|e| io_err("flush", &tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| io_err("rename into place", path, e))
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn serialize(tensors: Vec<(String, Vec<usize>, Vec<u8>)>, meta: HashMap<String, String>) -> miette::Result<Vec<u8>> {
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| miette::miette!("could not build a snapshot tensor: {e}"))?;
+    safetensors::serialize(views, Some(meta)).map_err(|e| miette::miette!("could not serialize a snapshot: {e}"))
+}
+
+/// A snapshot file's name: epoch and iteration, sortable.
+pub fn snapshot_name(epoch: usize, iter: u64) -> String {
+    format!("snapshot-e{epoch:03}-i{iter:07}.safetensors")
+}
+
+/// Saves the net's learned blobs and the solver state (`.state` companion file).
+pub fn save(
+    dir: &Path,
+    net: &Net,
+    state: &SolverState,
+    meta: &HashMap<String, String>,
+    epoch: usize,
+) -> miette::Result<PathBuf> {
+    let weights: Vec<_> = net
+        .params()
+        .map(|(l, i, p)| (format!("{l}.{i}"), p.blob.shape.clone(), f32_bytes(&p.blob.data)))
+        .collect();
+    let path = dir.join(snapshot_name(epoch, state.iter));
+    let mut m = meta.clone();
+    m.insert("epoch".into(), epoch.to_string());
+    m.insert("iteration".into(), state.iter.to_string());
+    write_atomic(&path.with_extension("state"), &serialize(state_tensors(state), m.clone())?)?;
+    write_atomic(&path, &serialize(weights, m)?)?;
+    Ok(path)
+}
+
+fn state_tensors(state: &SolverState) -> Vec<(String, Vec<usize>, Vec<u8>)> {
+    let mut t = Vec::new();
+    for (i, h) in state.history.iter().enumerate() {
+        t.push((format!("history.{i:04}"), vec![h.len()], f32_bytes(h)));
+    }
+    for (i, h) in state.history2.iter().enumerate() {
+        t.push((format!("history2.{i:04}"), vec![h.len()], f32_bytes(h)));
+    }
+    t
+}
+
+/// Learned blobs by name, and the file's metadata.
+pub struct Weights {
+    pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    pub meta: HashMap<String, String>,
+}
+
+pub fn load(path: &Path) -> miette::Result<Weights> {
+    let bytes = std::fs::read(path).map_err(|e| io_err("read the snapshot", path, e))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        crate::commands::usage(
+            format!("{} is not a readable snapshot: {e}", path.display()),
+            Some("it may be truncated; use an older snapshot of the run".into()),
+        )
+    })?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| miette::miette!("{}: bad snapshot header: {e}", path.display()))?;
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(miette::miette!("{}: tensor {name} is not f32", path.display()));
+        }
+        let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        tensors.insert(name, (view.shape().to_vec(), data));
+    }
+    Ok(Weights { tensors, meta: header.metadata().clone().unwrap_or_default() })
+}
+
+/// What [`apply`] did: layers copied, and those not copied with the reason.
+#[derive(Debug, Default)]
+pub struct CopyReport {
+    pub copied: Vec<String>,
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Copies blobs whose names and shapes match into `net`.
+pub fn apply(w: &Weights, net: &mut Net) -> CopyReport {
+    let mut r = CopyReport::default();
+    for (l, i, p) in net.params_mut() {
+        let key = format!("{l}.{i}");
+        match w.tensors.get(&key) {
+            Some((shape, data)) if *shape == p.blob.shape => {
+                p.blob.data.copy_from_slice(data);
+                r.copied.push(key);
+            }
+            Some((shape, _)) => r.skipped.push((key, format!("shape {:?} in the snapshot, {:?} here", shape, p.blob.shape))),
+            None => r.skipped.push((key, "not in the snapshot".into())),
+        }
+    }
+    r
+}
+
+/// Restores the solver state saved beside a snapshot.
+pub fn load_state(snapshot: &Path, state: &mut SolverState) -> miette::Result<HashMap<String, String>> {
+    let w = load(&snapshot.with_extension("state"))?;
+    for (i, h) in state.history.iter_mut().enumerate() {
+        if let Some((_, d)) = w.tensors.get(&format!("history.{i:04}")) {
+            if d.len() == h.len() {
+                h.copy_from_slice(d);
+            }
+        }
+    }
+    for (i, h) in state.history2.iter_mut().enumerate() {
+        if let Some((_, d)) = w.tensors.get(&format!("history2.{i:04}")) {
+            if d.len() == h.len() {
+                h.copy_from_slice(d);
+            }
+        }
+    }
+    state.iter = w.meta.get("iteration").and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok(w.meta)
+}
+
+/// The snapshots in a run folder, oldest first, as (epoch, iteration, path).
+pub fn list(dir: &Path) -> Vec<(usize, u64, PathBuf)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(rest) = name.strip_prefix("snapshot-e").and_then(|r| r.strip_suffix(".safetensors")) else {
+            continue;
+        };
+        let Some((ep, it)) = rest.split_once("-i") else { continue };
+        if let (Ok(ep), Ok(it)) = (ep.parse(), it.parse()) {
+            out.push((ep, it, e.path()));
+        }
+    }
+    out.sort_by_key(|(_, it, _)| *it);
+    out
+}

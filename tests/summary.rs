@@ -1,0 +1,82 @@
+//! `netc summary`'s figures: Caffe's LeNet has 431,080 parameters and 2,293,000
+//! multiply-accumulates per image; in-place layers are listed under their producer and
+//! not counted twice.
+
+use std::path::{Path, PathBuf};
+
+use netc::commands::summary::{render, table};
+use netc::layers::ShapeCtx;
+use netc::spec::NetState;
+use netc::{front, ir};
+
+fn shared(rel: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("skipping: {} is absent", p.display());
+        None
+    }
+}
+
+fn totals(path: &Path, state: &NetState, ctx: &ShapeCtx) -> (u64, u64, String) {
+    let src = front::read_source(path).expect("readable");
+    let (spec, diags) = front::load_net(&src);
+    let spec = spec.unwrap_or_else(|| panic!("{}", front::render(&diags)));
+    let (net, diags) = ir::build(&spec, state, ctx);
+    let net = net.unwrap_or_else(|| panic!("{}", front::render(&diags)));
+    let (rows, t) = table(&net, ctx);
+    assert!(!t.partial, "all shapes known");
+    (t.params, t.macs, render("LeNet", &rows, &t))
+}
+
+#[test]
+fn caffe_lenet_train_test_golden_numbers() {
+    let Some(p) = shared("corpus/prototxt/BVLC__caffe/examples__mnist__lenet_train_test.prototxt")
+    else {
+        return;
+    };
+    let ctx = ShapeCtx {
+        data_chw: Some([1, 28, 28]),
+        ..ShapeCtx::default()
+    };
+    for state in [NetState::train(), NetState::val()] {
+        let (params, macs, text) = totals(&p, &state, &ctx);
+        assert_eq!((params, macs), (431_080, 2_293_000), "{text}");
+        assert!(text.contains("  ↳ relu1  ReLU"), "{text}");
+        assert!(
+            text.contains("Total") && text.contains("431,080  2,293,000"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn caffe_lenet_deploy_table() {
+    let Some(p) = shared("corpus/prototxt/BVLC__caffe/examples__mnist__lenet.prototxt") else {
+        return;
+    };
+    let (params, macs, text) = totals(&p, &NetState::deploy(), &ShapeCtx::default());
+    assert_eq!((params, macs), (431_080, 2_293_000));
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn shipped_lenet_golden_numbers() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/lenet.net");
+    if !p.exists() {
+        eprintln!("skipping: specs/lenet.net is not on this branch yet");
+        return;
+    }
+    let ctx = ShapeCtx {
+        data_chw: Some([1, 28, 28]),
+        num_classes: Some(10),
+        ..ShapeCtx::default()
+    };
+    for state in [NetState::train(), NetState::val(), NetState::deploy()] {
+        let (params, macs, text) = totals(&p, &state, &ctx);
+        assert_eq!((params, macs), (431_080, 2_293_000), "{text}");
+    }
+}

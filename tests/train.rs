@@ -1,0 +1,190 @@
+//! Training end to end on a small slice of the shipped MNIST: the loss falls, every file of
+//! the run folder is written and readable, a resumed run carries on with the same numbers,
+//! and a diverging run stops with a clear message.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use netc::data::format::{write, Encoding};
+use netc::data::Split;
+use netc::train::record::read_metrics;
+use netc::train::{snapshot, train, TrainOptions};
+
+fn crate_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn subset(split: &Split, every: usize, per: usize) -> Split {
+    let mut out = Split::default();
+    for i in (0..split.len()).step_by(every) {
+        out.pixels.extend_from_slice(split.image(i));
+        out.labels.push(split.labels[i]);
+        out.sources.push(split.sources.get(i).cloned().unwrap_or_default());
+    }
+    assert_eq!(out.pixels.len(), out.len() * per);
+    out
+}
+
+/// 640 training and 200 validation images from specs/data/mnist-small.
+fn tiny_dataset(dir: &Path) -> PathBuf {
+    let mut ds = netc::data::open(&crate_root().join("specs/data/mnist-small")).expect("shipped dataset opens");
+    let per = ds.image_len();
+    ds.train = subset(&ds.train, ds.train.len() / 640, per);
+    ds.train.labels.truncate(640);
+    ds.train.pixels.truncate(640 * per);
+    ds.train.sources.truncate(640);
+    let val = ds.val.take().expect("val split");
+    ds.val = Some(subset(&val, 10, per));
+    let out = dir.join("tiny");
+    write(&ds, &out, Encoding::Raw, false).expect("write tiny dataset");
+    out
+}
+
+fn opts(data: &Path, out: &Path, epochs: f64) -> TrainOptions {
+    TrainOptions {
+        spec: crate_root().join("specs/lenet.net"),
+        data: Some(data.to_path_buf()),
+        epochs: Some(epochs),
+        out: Some(out.to_path_buf()),
+        quiet: true,
+        ..TrainOptions::default()
+    }
+}
+
+#[test]
+fn a_tiny_run_learns_and_writes_every_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_dataset(tmp.path());
+    let run = tmp.path().join("run");
+    let out = train(&opts(&data, &run, 3.0)).expect("training runs");
+    let r = &out.records;
+    assert_eq!(r.len(), 3);
+    assert!(r[2].train_loss < r[0].train_loss, "loss falls: {r:?}");
+    assert!(r[0].train_loss < 2.5 && r[2].train_loss < 1.0, "{r:?}");
+    let acc = r[2].val_accuracy.expect("validated");
+    assert!(acc > 60.0, "val accuracy after 3 epochs on 640 images: {acc}");
+    assert!(r[2].val_top5.unwrap() >= acc);
+    assert_eq!(r[2].iteration, 30, "3 epochs of 10 iterations at batch 64");
+
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines[0].starts_with("epoch,iteration,train_loss,val_loss,val_accuracy"));
+    assert!(lines[3].starts_with("3,30,"));
+    let back = read_metrics(&run);
+    assert_eq!(back.len(), 3);
+    for (a, b) in back.iter().zip(&out.records) {
+        assert_eq!((a.epoch, a.iteration, a.val_accuracy), (b.epoch, b.iteration, b.val_accuracy));
+        assert!((a.train_loss - b.train_loss).abs() < 1e-12);
+    }
+    let svg = std::fs::read_to_string(run.join("curves.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("loss (train)") && svg.contains("accuracy (val)"));
+    let png = image::open(run.join("curves.png")).expect("curves.png decodes");
+    assert_eq!((png.width(), png.height()), (900, 500));
+    assert_eq!(std::fs::read_to_string(run.join("spec.net")).unwrap(), std::fs::read_to_string(crate_root().join("specs/lenet.net")).unwrap());
+    assert_eq!(std::fs::read_to_string(run.join("labels.txt")).unwrap().lines().count(), 10);
+    let pre: netc::feed::Preprocess = netc::train::read_yaml(&run.join("preprocess.yaml")).unwrap();
+    assert_eq!((pre.channels, pre.height, pre.width, pre.scale), (1, 28, 28, 0.00390625));
+
+    let snaps = snapshot::list(&run);
+    assert_eq!(snaps.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(), vec![(1, 10), (2, 20), (3, 30)]);
+    let w = snapshot::load(&snaps[2].2).unwrap();
+    assert_eq!(w.tensors["conv1.0"].0, vec![20, 1, 5, 5]);
+    assert_eq!(w.tensors["ip2.0"].0, vec![10, 500]);
+    assert_eq!(w.tensors.values().map(|(_, d)| d.len()).sum::<usize>(), 431_080);
+    assert_eq!(w.meta["epoch"], "3");
+    // No temporary files are left behind.
+    for e in std::fs::read_dir(&run).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        assert!(!name.contains(".tmp"), "leftover {name}");
+    }
+}
+
+#[test]
+fn resuming_carries_on_with_the_same_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_dataset(tmp.path());
+    let straight = train(&opts(&data, &tmp.path().join("a"), 2.0)).unwrap();
+    let b = tmp.path().join("b");
+    train(&opts(&data, &b, 1.0)).unwrap();
+    let resumed = train(&TrainOptions {
+        resume: Some(b.clone()),
+        epochs: Some(2.0),
+        quiet: true,
+        ..TrainOptions::default()
+    })
+    .unwrap();
+    assert_eq!(resumed.records.len(), 2);
+    let (x, y) = (&straight.records[1], &resumed.records[1]);
+    assert_eq!(x.iteration, y.iteration);
+    assert!((x.train_loss - y.train_loss).abs() < 1e-9, "{} vs {}", x.train_loss, y.train_loss);
+    assert_eq!(x.val_accuracy, y.val_accuracy);
+    assert_eq!(x.val_loss, y.val_loss);
+}
+
+#[test]
+fn a_diverging_run_stops_with_the_epoch_iteration_and_a_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_dataset(tmp.path());
+    let mut o = opts(&data, &tmp.path().join("nan"), 1.0);
+    o.lr = Some(1e4);
+    let err = train(&o).expect_err("diverges");
+    let text = format!("{err:?}");
+    assert!(text.contains("the loss became"), "{text}");
+    assert!(text.contains("epoch 1, iteration"), "{text}");
+    assert!(text.contains("lower the learning rate"), "{text}");
+}
+
+#[test]
+fn a_net_with_too_few_outputs_is_refused_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_dataset(tmp.path());
+    let spec = std::fs::read_to_string(crate_root().join("specs/lenet.net")).unwrap();
+    let five = spec.replace("  inner_product_param {\n    weight_filler", "  inner_product_param {\n    num_output: 5\n    weight_filler");
+    assert_ne!(five, spec);
+    let path = tmp.path().join("five.net");
+    std::fs::write(&path, five).unwrap();
+    let mut o = opts(&data, &tmp.path().join("five"), 1.0);
+    o.spec = path;
+    let err = format!("{:?}", train(&o).expect_err("refused"));
+    assert!(err.contains("scores 5 classes but the dataset"), "{err}");
+}
+
+fn netc(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_netc")).args(args).env("NO_COLOR", "1").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn cli_errors_name_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = crate_root().join("specs/lenet.net");
+    let missing = tmp.path().join("nowhere");
+    let (code, _, err) = netc(&["train", spec.to_str().unwrap(), "--data", missing.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nowhere"), "{err}");
+    let (code, _, err) = netc(&["train", spec.to_str().unwrap(), "--device", "cuda"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("without CUDA") || err.contains("no CUDA"), "{err}");
+    let (code, _, err) = netc(&["train", "no-such-spec.net"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no-such-spec.net"), "{err}");
+    let (code, _, err) = netc(&["train", "--resume", tmp.path().to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a netc run folder"), "{err}");
+}
+
+#[test]
+fn netc_time_reports_every_layer() {
+    let (code, out, err) = netc(&["time", "specs/lenet.net", "--iterations", "2", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = v["layers"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["conv1", "pool1", "conv2", "pool2", "ip1", "relu1", "ip2", "loss"]);
+    assert!(v["images_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["batch_size"], 64);
+}

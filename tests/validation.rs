@@ -1,0 +1,233 @@
+//! One spec per validation error class: the rendered diagnostics (plain text, as a pipe
+//! sees them) as insta snapshots, and the JSON fields `check --format json` prints.
+
+use std::path::PathBuf;
+
+use netc::analysis::{self, ShapeArgs};
+use netc::commands::check::check_source;
+use netc::diag::Severity;
+use netc::front;
+use netc::spec::Source;
+
+fn check(text: &str) -> Vec<netc::diag::Diagnostic> {
+    let src = Source {
+        path: PathBuf::from("net.prototxt"),
+        text: text.into(),
+    };
+    check_source(&src, &ShapeArgs::default()).diagnostics
+}
+
+fn rendered(text: &str) -> String {
+    front::render(&check(text))
+}
+
+const INPUT: &str = r#"layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 28 dim: 28 } } }
+"#;
+
+fn with_input(rest: &str) -> String {
+    format!("{INPUT}{rest}")
+}
+
+#[test]
+fn unknown_layer_types_all_listed_with_suggestions() {
+    let text = with_input(
+        r#"layer { name: "c" type: "Convolutoin" bottom: "data" top: "c" convolution_param { num_output: 2 kernel_size: 3 } }
+layer { name: "r" type: "Relu" bottom: "c" top: "c" }
+"#,
+    );
+    let d = check(&text);
+    assert_eq!(
+        d.iter()
+            .filter(|d| d.code == "netc::unknown_layer_type")
+            .count(),
+        2
+    );
+    insta::assert_snapshot!(rendered(&text));
+}
+
+#[test]
+fn bottom_missing_in_one_phase_suggests_an_include_rule() {
+    let text = r#"layer { name: "train-data" type: "Input" top: "data" include { phase: TRAIN } input_param { shape { dim: 1 dim: 4 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 2 } }
+"#;
+    let d = check(text);
+    let j = analysis::diagnostic_json(&d[0]);
+    assert_eq!(j["code"], "netc::missing_bottom");
+    assert_eq!(j["severity"], "error");
+    assert_eq!(j["line"], 2);
+    assert_eq!(j["column"], 49);
+    assert_eq!(j["end"]["column"], 55);
+    assert!(j["help"]
+        .as_str()
+        .unwrap_or("")
+        .contains("exclude this layer from the TEST phase with include { phase: TRAIN }"));
+    // TEST and deploy report it once.
+    assert_eq!(
+        d.iter()
+            .filter(|d| d.code == "netc::missing_bottom")
+            .count(),
+        1
+    );
+    insta::assert_snapshot!(rendered(text));
+}
+
+#[test]
+fn a_top_produced_twice_has_two_labels() {
+    let text = with_input(
+        r#"layer { name: "a" type: "ReLU" bottom: "data" top: "x" }
+layer { name: "b" type: "ReLU" bottom: "data" top: "x" }
+"#,
+    );
+    let d = check(&text);
+    assert_eq!(d[0].code, "netc::duplicate_top");
+    let j = analysis::diagnostic_json(&d[0]);
+    assert_eq!(j["labels"].as_array().map(Vec::len), Some(2));
+    assert_eq!(j["labels"][1]["line"], 2);
+    insta::assert_snapshot!(rendered(&text));
+}
+
+#[test]
+fn reshape_cannot_run_in_place() {
+    let text = with_input(
+        r#"layer { name: "r" type: "Reshape" bottom: "data" top: "data" reshape_param { shape { dim: 0 dim: -1 } } }
+"#,
+    );
+    let d = check(&text);
+    assert_eq!(d[0].code, "netc::not_in_place");
+    insta::assert_snapshot!(rendered(&text));
+}
+
+#[test]
+fn wrong_bottom_count() {
+    let text = with_input(
+        r#"layer { name: "loss" type: "SoftmaxWithLoss" bottom: "data" bottom: "data" bottom: "data" top: "loss" }
+"#,
+    );
+    let d = check(&text);
+    assert_eq!(d[0].code, "netc::bottom_count");
+    assert_eq!(
+        d[0].message,
+        "layer `loss` (SoftmaxWithLoss) takes exactly 2 bottoms, but has 3"
+    );
+    insta::assert_snapshot!(rendered(&text));
+}
+
+#[test]
+fn include_and_exclude_on_one_layer() {
+    let text = with_input(
+        r#"layer { name: "r" type: "ReLU" bottom: "data" top: "r" include { phase: TRAIN } exclude { stage: "deploy" } }
+"#,
+    );
+    let d = check(&text);
+    assert_eq!(d[0].code, "netc::include_and_exclude");
+    assert_eq!(d.len(), 1, "reported once over the phases");
+    insta::assert_snapshot!(rendered(&text));
+}
+
+#[test]
+fn duplicate_names_in_one_phase_but_not_across_phases() {
+    let fine = r#"layer { name: "mnist" type: "Input" top: "data" include { phase: TRAIN } input_param { shape { dim: 1 dim: 4 } } }
+layer { name: "mnist" type: "Input" top: "data" include { phase: TEST } input_param { shape { dim: 1 dim: 4 } } }
+"#;
+    assert!(check(fine).is_empty(), "{}", rendered(fine));
+    let text = with_input(
+        r#"layer { name: "data" type: "ReLU" bottom: "data" top: "r" }
+"#,
+    );
+    let d = check(&text);
+    assert_eq!(d[0].code, "netc::duplicate_name");
+    assert_eq!(
+        d[0].message,
+        "two layers are named `data` in the TRAIN and TEST phases"
+    );
+    insta::assert_snapshot!(rendered(&text));
+}
+
+#[test]
+fn a_cycle() {
+    let text = with_input(
+        r#"layer { name: "a" type: "Eltwise" bottom: "data" bottom: "b" top: "a" }
+layer { name: "b" type: "ReLU" bottom: "a" top: "b" }
+"#,
+    );
+    let d = check(&text);
+    assert_eq!(
+        d.iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(|d| d.code)
+            .next(),
+        Some("netc::cycle")
+    );
+    insta::assert_snapshot!(rendered(&text));
+}
+
+#[test]
+fn kernel_given_twice_and_shapes_that_cannot_work() {
+    let text = with_input(
+        r#"layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 4 kernel_size: 3 kernel_h: 3 kernel_w: 3 } }
+layer { name: "big" type: "Convolution" bottom: "data" top: "big" convolution_param { num_output: 4 kernel_size: 40 } }
+layer { name: "acc" type: "Accuracy" bottom: "data" bottom: "data" top: "acc" accuracy_param { top_k: 5 } }
+"#,
+    );
+    let d = check(&text);
+    let codes: Vec<_> = d.iter().map(|d| d.code).collect();
+    assert_eq!(
+        codes,
+        ["netc::layer_param", "netc::shape", "netc::shape"],
+        "{}",
+        rendered(&text)
+    );
+    insta::assert_snapshot!(rendered(&text));
+}
+
+#[test]
+fn concat_and_eltwise_inputs_that_differ() {
+    let text = with_input(
+        r#"layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "cat" type: "Concat" bottom: "data" bottom: "p" top: "cat" }
+layer { name: "sum" type: "Eltwise" bottom: "data" bottom: "p" top: "sum" }
+"#,
+    );
+    let d = check(&text);
+    assert!(d.iter().filter(|d| d.code == "netc::shape").count() == 2);
+    insta::assert_snapshot!(rendered(&text));
+}
+
+#[test]
+fn types_netc_cannot_train_still_get_shapes() {
+    let text = with_input(
+        r#"layer { name: "bn" type: "BatchNorm" bottom: "data" top: "data" }
+layer { name: "sc" type: "Scale" bottom: "data" top: "data" scale_param { bias_term: true } }
+"#,
+    );
+    let src = Source {
+        path: PathBuf::from("net.prototxt"),
+        text: text.as_str().into(),
+    };
+    let checked = check_source(&src, &ShapeArgs::default());
+    assert_eq!(
+        checked
+            .diagnostics
+            .iter()
+            .map(|d| d.code)
+            .collect::<Vec<_>>(),
+        ["netc::cannot_train", "netc::cannot_train"]
+    );
+    assert_eq!(checked.rows[1].output, vec![Some(vec![1, 28, 28])]);
+    assert_eq!(checked.rows[1].params, Some(3));
+    assert_eq!(checked.rows[2].params, Some(2));
+    insta::assert_snapshot!(front::render(&checked.diagnostics));
+}
+
+#[test]
+fn digits_lenet_without_num_output_is_a_warning() {
+    let text = with_input(
+        r#"layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" }
+"#,
+    );
+    let d = check(&text);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].severity, Severity::Warning);
+    assert_eq!(analysis::diagnostic_json(&d[0])["severity"], "warning");
+    insta::assert_snapshot!(rendered(&text));
+}
