@@ -140,3 +140,8 @@ fn solver_unknown_field() {
         "base_lr: 0.01\nlr_policy: \"step\"\nstepearly: 1\nsolver_mode: GPUU\n"
     ));
 }
+
+#[test]
+fn list_for_a_non_repeated_field() {
+    insta::assert_snapshot!(render("name: [\"a\", \"b\"]\n"));
+}
