@@ -201,9 +201,11 @@ impl SolverConfig {
             "step" if self.stepsize == 0 => return Err(needs("stepsize > 0 and gamma")),
             "multistep" if self.stepvalue.is_empty() => return Err(needs("stepvalue entries")),
             "poly" | "step" | "exp" | "inv" | "multistep" | "sigmoid" => {}
-            other => return bad(format!(
+            other => {
+                return bad(format!(
                 "unknown lr_policy {other}: use fixed, step, multistep, exp, inv, poly or sigmoid"
-            )),
+            ))
+            }
         }
         if let Some(e) = self.epochs {
             if !(e.is_finite() && e > 0.0) {

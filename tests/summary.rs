@@ -84,14 +84,36 @@ fn shipped_lenet_golden_numbers() {
 #[test]
 fn known_nets_match_published_figures() {
     let nets = [
-        ("BVLC__caffe/models__bvlc_alexnet__deploy.prototxt", 60_965_224, 724_406_816),
-        ("ethereon__netscope/presets__vgg-16.prototxt", 138_357_544, 15_470_264_320),
-        ("ethereon__netscope/presets__googlenet.prototxt", 6_998_552, 1_582_671_872),
-        ("KaimingHe__deep-residual-networks/prototxt__ResNet-50-deploy.prototxt", 25_610_269, 3_868_560_384),
-        ("forresti__SqueezeNet/SqueezeNet_v1.0__deploy.prototxt", 1_248_424, 861_339_936),
+        (
+            "BVLC__caffe/models__bvlc_alexnet__deploy.prototxt",
+            60_965_224,
+            724_406_816,
+        ),
+        (
+            "ethereon__netscope/presets__vgg-16.prototxt",
+            138_357_544,
+            15_470_264_320,
+        ),
+        (
+            "ethereon__netscope/presets__googlenet.prototxt",
+            6_998_552,
+            1_582_671_872,
+        ),
+        (
+            "KaimingHe__deep-residual-networks/prototxt__ResNet-50-deploy.prototxt",
+            25_610_269,
+            3_868_560_384,
+        ),
+        (
+            "forresti__SqueezeNet/SqueezeNet_v1.0__deploy.prototxt",
+            1_248_424,
+            861_339_936,
+        ),
     ];
     for (file, params, macs) in nets {
-        let Some(p) = shared(&format!("corpus/prototxt/{file}")) else { return };
+        let Some(p) = shared(&format!("corpus/prototxt/{file}")) else {
+            return;
+        };
         let (got_p, got_m, text) = totals(&p, &NetState::deploy(), &ShapeCtx::default());
         assert_eq!((got_p, got_m), (params, macs), "{file}\n{text}");
     }
