@@ -526,7 +526,15 @@ impl Builder<'_> {
                             "netc::unknown_shape",
                             msg,
                             vec![(span, "shapes unknown from here on".into())],
-                            e.help,
+                            match (t.kind == Kind::Data, e.help) {
+                                (true, Some(h)) => {
+                                    Some(format!("{h}; or give the image size with --input C,H,W"))
+                                }
+                                (true, None) => {
+                                    Some("give the image size with --input C,H,W".into())
+                                }
+                                (false, h) => h,
+                            },
                         );
                     }
                     Err(e) => self.layer_error("netc::shape", l, e),

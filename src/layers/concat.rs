@@ -1,7 +1,9 @@
-//! Concat: joins its bottoms along `axis` (Caffe's `concat_param`); netc cannot train it yet.
+//! Concat: joins its bottoms along `axis` (Caffe's `concat_param`); backward hands each
+//! bottom its slice of the gradient.
 
-use super::shape_only::{self, cannot_train, fmt_shape, param, span_of};
+use super::shape_only::{self, fmt_shape, param, span_of};
 use super::{Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
+use crate::engine::{Blob, Op, Rng};
 use crate::spec::Span;
 
 #[derive(Debug)]
@@ -16,7 +18,7 @@ pub static TYPE: LayerType = LayerType {
     bottoms: Arity::AtLeast(1),
     tops: Arity::Exactly(1),
     in_place: false,
-    runnable: false,
+    runnable: true,
     build: |l| {
         let m = param(l, "concat_param");
         // `concat_dim` is the legacy spelling of `axis`.
@@ -67,5 +69,90 @@ impl Layer for Concat {
             vec![format!("axis {}", self.axis)]
         }
     }
-    cannot_train!();
+    fn lower(
+        &self,
+        bottoms: &[Shape],
+        _ctx: &ShapeCtx,
+        _rng: &mut Rng,
+    ) -> Result<Box<dyn Op>, LayerError> {
+        let first = shape_only::first(bottoms)?;
+        let axis = shape_only::axis(self.axis, first.len(), self.axis_span.clone())?;
+        let outer = first[..axis].iter().product();
+        // Elements per outer index that each bottom contributes.
+        let widths = bottoms.iter().map(|s| s[axis..].iter().product()).collect();
+        Ok(Box::new(ConcatOp { outer, widths }))
+    }
+}
+
+#[derive(Debug)]
+pub struct ConcatOp {
+    outer: usize,
+    widths: Vec<usize>,
+}
+
+impl Op for ConcatOp {
+    fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
+        let total: usize = self.widths.iter().sum();
+        let y = &mut tops[0].data;
+        let mut off = 0;
+        for (b, &w) in bottoms.iter().zip(&self.widths) {
+            for o in 0..self.outer {
+                y[o * total + off..o * total + off + w]
+                    .copy_from_slice(&b.data[o * w..(o + 1) * w]);
+            }
+            off += w;
+        }
+    }
+    fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]) {
+        let total: usize = self.widths.iter().sum();
+        let dy = &tops[0].diff;
+        let mut off = 0;
+        for (k, (b, &w)) in bottoms.iter_mut().zip(&self.widths).enumerate() {
+            if prop_down.get(k).copied().unwrap_or(false) {
+                for o in 0..self.outer {
+                    b.diff[o * w..(o + 1) * w]
+                        .copy_from_slice(&dy[o * total + off..o * total + off + w]);
+                }
+            }
+            off += w;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::gradcheck::check_op;
+    use rand::SeedableRng;
+
+    #[test]
+    fn concat_channels_forward_and_gradient() {
+        let c = Concat {
+            axis: 1,
+            axis_span: None,
+        };
+        let b = vec![vec![2, 1, 2, 2], vec![2, 3, 2, 2]];
+        assert_eq!(
+            c.shapes(&b, &ShapeCtx::default()),
+            Ok(vec![vec![2, 4, 2, 2]])
+        );
+        let mut op = c
+            .lower(&b, &ShapeCtx::default(), &mut Rng::seed_from_u64(0))
+            .expect("lowers");
+        check_op(op.as_mut(), &b, &[vec![2, 4, 2, 2]]);
+        let (x0, x1) = (
+            Blob {
+                data: vec![1.0; 8],
+                ..Blob::zeros(&b[0])
+            },
+            Blob {
+                data: vec![2.0; 24],
+                ..Blob::zeros(&b[1])
+            },
+        );
+        let mut y = Blob::zeros(&[2, 4, 2, 2]);
+        op.forward(&[&x0, &x1], &mut [&mut y], true);
+        assert_eq!(&y.data[..8], &[1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0]);
+        assert_eq!(y.data[16], 1.0);
+    }
 }

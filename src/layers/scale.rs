@@ -1,15 +1,22 @@
 //! Scale: multiplies by a learned (or second-bottom) factor broadcast from `axis` over
-//! `num_axes` axes, optionally adding a learned bias; netc cannot train it yet.
+//! `num_axes` axes, optionally adding a learned bias. The one-bottom form (learned γ, the
+//! BatchNorm companion) runs; the two-bottom form is shaped and drawn only.
 //! MACs: one multiply per element.
 
-use super::shape_only::{self, cannot_train, fmt_shape, param, per_sample};
+use super::filler::Filler;
+use super::param_mults;
+use super::shape_only::{self, fmt_shape, param, per_sample};
 use super::{Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
+use crate::engine::{Blob, Op, Param, Rng};
 
 #[derive(Debug)]
 pub struct Scale {
     axis: i64,
     num_axes: i64,
     bias: bool,
+    filler: Filler,
+    bias_filler: Filler,
+    mults: Vec<(f32, f32)>,
 }
 
 pub static TYPE: LayerType = LayerType {
@@ -18,13 +25,18 @@ pub static TYPE: LayerType = LayerType {
     bottoms: Arity::Range(1, 2),
     tops: Arity::Exactly(1),
     in_place: true,
-    runnable: false,
+    runnable: true,
     build: |l| {
         let m = param(l, "scale_param");
+        let bias = m.boolean("bias_term").unwrap_or(false);
         Ok(Box::new(Scale {
             axis: shape_only::int(m, "axis", 1),
             num_axes: shape_only::int(m, "num_axes", 1),
-            bias: m.boolean("bias_term").unwrap_or(false),
+            bias,
+            // Caffe's ScaleLayer starts γ at 1 unless a filler is given.
+            filler: Filler::parse(m, "filler", Filler::Constant(1.0))?,
+            bias_filler: Filler::parse(m, "bias_filler", Filler::Constant(0.0))?,
+            mults: param_mults(l, 1 + usize::from(bias)),
         }))
     },
 };
@@ -102,5 +114,145 @@ impl Layer for Scale {
             Vec::new()
         }
     }
-    cannot_train!();
+    fn lower(
+        &self,
+        bottoms: &[Shape],
+        _ctx: &ShapeCtx,
+        rng: &mut Rng,
+    ) -> Result<Box<dyn Op>, LayerError> {
+        let s = match bottoms {
+            [s] => s,
+            _ => return Err(shape_only::cannot_train_error("two-bottom Scale")),
+        };
+        let f = factor_shape(s, self.axis, self.num_axes)?;
+        let a = if s.is_empty() {
+            0
+        } else {
+            shape_only::axis(self.axis, s.len(), None)?
+        };
+        let dim: usize = f.iter().product();
+        let outer: usize = s[..a].iter().product();
+        let inner: usize = s[a + f.len()..].iter().product();
+        let mut params = Vec::new();
+        for (i, filler) in [&self.filler, &self.bias_filler]
+            .into_iter()
+            .enumerate()
+            .take(1 + usize::from(self.bias))
+        {
+            let mut blob = Blob::zeros(&f);
+            filler.fill(&f, &mut blob.data, rng);
+            let (lr_mult, decay_mult) = self.mults[i];
+            params.push(Param {
+                blob,
+                lr_mult,
+                decay_mult,
+            });
+        }
+        Ok(Box::new(ScaleOp {
+            outer,
+            dim,
+            inner,
+            params,
+        }))
+    }
+}
+
+/// y = γ·x (+ β), γ and β broadcast over `outer` and `inner`.
+#[derive(Debug)]
+pub struct ScaleOp {
+    outer: usize,
+    dim: usize,
+    inner: usize,
+    params: Vec<Param>,
+}
+
+impl Op for ScaleOp {
+    fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
+        let (x, y) = (&bottoms[0].data, &mut tops[0].data);
+        let g = &self.params[0].blob.data;
+        let b = self.params.get(1).map(|p| &p.blob.data);
+        for o in 0..self.outer {
+            for c in 0..self.dim {
+                let base = (o * self.dim + c) * self.inner;
+                let shift = b.map_or(0.0, |b| b[c]);
+                for i in base..base + self.inner {
+                    y[i] = x[i] * g[c] + shift;
+                }
+            }
+        }
+    }
+    fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]) {
+        let dy = &tops[0].diff;
+        let x = &mut *bottoms[0];
+        let (dim, inner) = (self.dim, self.inner);
+        let mut dg = vec![0.0f32; dim];
+        let mut db = vec![0.0f32; dim];
+        for o in 0..self.outer {
+            for c in 0..dim {
+                let base = (o * dim + c) * inner;
+                for i in base..base + inner {
+                    dg[c] += dy[i] * x.data[i];
+                    db[c] += dy[i];
+                }
+            }
+        }
+        self.params[0].blob.diff.copy_from_slice(&dg);
+        if let Some(p) = self.params.get_mut(1) {
+            p.blob.diff.copy_from_slice(&db);
+        }
+        if prop_down.first().copied().unwrap_or(false) {
+            let g = &self.params[0].blob.data;
+            for o in 0..self.outer {
+                for c in 0..dim {
+                    let base = (o * dim + c) * inner;
+                    for i in base..base + inner {
+                        x.diff[i] = dy[i] * g[c];
+                    }
+                }
+            }
+        }
+    }
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.params
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::gradcheck::check_op;
+    use rand::SeedableRng;
+
+    #[test]
+    fn scale_with_bias_gradients_and_identity_start() {
+        let s = Scale {
+            axis: 1,
+            num_axes: 1,
+            bias: true,
+            filler: Filler::Constant(1.0),
+            bias_filler: Filler::Constant(0.0),
+            mults: vec![(1.0, 1.0); 2],
+        };
+        let b = vec![vec![2, 3, 2, 2]];
+        let mut op = s
+            .lower(&b, &ShapeCtx::default(), &mut Rng::seed_from_u64(0))
+            .expect("lowers");
+        let x = Blob {
+            data: (0..24).map(|i| i as f32).collect(),
+            ..Blob::zeros(&b[0])
+        };
+        let mut y = Blob::zeros(&b[0]);
+        op.forward(&[&x], &mut [&mut y], true);
+        assert_eq!(y.data, x.data, "γ = 1, β = 0 at the start");
+        op.params_mut()[0].blob.data = vec![0.5, -1.0, 2.0];
+        op.params_mut()[1].blob.data = vec![0.1, 0.2, 0.3];
+        check_op(op.as_mut(), &b, &b);
+        assert_eq!(
+            s.param_shapes(&b, &ShapeCtx::default()),
+            vec![vec![3], vec![3]]
+        );
+    }
 }
