@@ -191,6 +191,7 @@ pub struct ShapeArgs {
 }
 
 impl ShapeArgs {
+    /// The context from the flags alone.
     pub fn ctx(&self) -> ShapeCtx {
         ShapeCtx {
             batch: None,

@@ -247,7 +247,8 @@ fn add_edge(
 }
 
 /// Escapes text for a double-quoted DOT string: backslashes and quotes are escaped (so
-/// Graphviz's `\N`-style sequences cannot be triggered by a name), control characters
+/// Graphviz's `\N`-style sequences cannot be triggered by a name), `&` becomes `&amp;`
+/// (Graphviz reads entities such as `&lt;` in labels), control characters
 /// become spaces; everything else, non-ASCII included, is kept as written (DOT is UTF-8).
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -255,6 +256,8 @@ pub fn escape(s: &str) -> String {
         match c {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
+            // Graphviz decodes HTML entities in plain labels too.
+            '&' => out.push_str("&amp;"),
             c if c.is_control() => out.push(' '),
             c => out.push(c),
         }
@@ -382,6 +385,7 @@ mod tests {
     fn escape_keeps_text_and_neutralises_dot_syntax() {
         assert_eq!(escape(r#"a"b\c"#), r#"a\"b\\c"#);
         assert_eq!(escape("x\ny"), "x y");
+        assert_eq!(escape("a&lt;b"), "a&amp;lt;b");
         assert_eq!(escape("{naïve: 名前}"), "{naïve: 名前}");
         // A trailing backslash cannot escape the closing quote.
         assert_eq!(escape("end\\"), "end\\\\");

@@ -44,7 +44,11 @@ impl Preprocess {
         }
         if !t.mean_values.is_empty() && t.mean_values.len() != 1 && t.mean_values.len() != chw[0] {
             return Err(crate::commands::usage(
-                format!("{} mean_value entries for {} channels", t.mean_values.len(), chw[0]),
+                format!(
+                    "{} mean_value entries for {} channels",
+                    t.mean_values.len(),
+                    chw[0]
+                ),
                 Some("give one mean_value, or one per channel".into()),
             ));
         }
@@ -122,12 +126,17 @@ fn load_mean(
         if !p.is_file() {
             continue;
         }
-        let bytes = std::fs::read(p).map_err(|e| crate::data::io_err("read the mean file", p, e))?;
+        let bytes =
+            std::fs::read(p).map_err(|e| crate::data::io_err("read the mean file", p, e))?;
         let is_png = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
         let mean: Vec<f32> = if is_png {
             let img = image::load_from_memory(&bytes)
                 .map_err(|e| crate::data::io_err("decode the mean image", p, e))?;
-            let raw: Vec<u8> = if chw[0] == 1 { img.to_luma8().into_raw() } else { img.to_rgb8().into_raw() };
+            let raw: Vec<u8> = if chw[0] == 1 {
+                img.to_luma8().into_raw()
+            } else {
+                img.to_rgb8().into_raw()
+            };
             // HWC to CHW.
             let (h, w, c) = (chw[1], chw[2], chw[0]);
             if raw.len() != n {
@@ -143,7 +152,10 @@ fn load_mean(
             }
             m
         } else {
-            bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
         };
         if mean.len() != n {
             return Err(size_error(p, chw));
@@ -156,14 +168,27 @@ fn load_mean(
         }
     }
     Err(crate::commands::usage(
-        format!("mean_file \"{name}\" not found (looked for {})", tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")),
+        format!(
+            "mean_file \"{name}\" not found (looked for {})",
+            tried
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Some("give a path relative to the spec, or remove mean_file".into()),
     ))
 }
 
 fn size_error(p: &Path, chw: [usize; 3]) -> miette::Report {
     crate::commands::usage(
-        format!("the mean image {} does not have the dataset's size {}×{}×{}", p.display(), chw[0], chw[1], chw[2]),
+        format!(
+            "the mean image {} does not have the dataset's size {}×{}×{}",
+            p.display(),
+            chw[0],
+            chw[1],
+            chw[2]
+        ),
         Some("make the mean from the same dataset (netc data create writes mean.png)".into()),
     )
 }

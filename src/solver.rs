@@ -108,7 +108,17 @@ impl SolverConfig {
         macro_rules! set {
             ($($field:ident),*) => { $( if let Some(v) = f(stringify!($field)) { c.$field = v; } )* };
         }
-        set!(base_lr, momentum, momentum2, delta, rms_decay, weight_decay, clip_gradients, gamma, power);
+        set!(
+            base_lr,
+            momentum,
+            momentum2,
+            delta,
+            rms_decay,
+            weight_decay,
+            clip_gradients,
+            gamma,
+            power
+        );
         if let Some(v) = m.str("lr_policy") {
             c.lr_policy = v.to_owned();
         }
@@ -118,7 +128,11 @@ impl SolverConfig {
         if let Some(v) = m.int("stepsize") {
             c.stepsize = v.max(0) as u64;
         }
-        c.stepvalue = m.ints("stepvalue").into_iter().map(|v| v.max(0) as u64).collect();
+        c.stepvalue = m
+            .ints("stepvalue")
+            .into_iter()
+            .map(|v| v.max(0) as u64)
+            .collect();
         c.max_iter = m.int("max_iter").map(|v| v.max(0) as u64);
         if let Some(s) = m.int("random_seed") {
             if s >= 0 {
@@ -132,14 +146,24 @@ impl SolverConfig {
     /// Reads `path` by its extension: YAML, or a Caffe prototxt through the front end.
     pub fn load(path: &Path) -> miette::Result<SolverConfig> {
         let src = crate::front::read_source(path)?;
-        let is_yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+        let is_yaml = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        );
         let result = if is_yaml {
             SolverConfig::from_yaml(&src.text)
         } else {
             let (msg, diags) = crate::front::load_solver(&src);
-            if diags.iter().any(|d| d.severity == crate::diag::Severity::Error) || msg.is_none() {
+            if diags
+                .iter()
+                .any(|d| d.severity == crate::diag::Severity::Error)
+                || msg.is_none()
+            {
                 crate::front::print_diagnostics(&diags);
-                return Err(miette::miette!("the solver file {} has errors", path.display()));
+                return Err(miette::miette!(
+                    "the solver file {} has errors",
+                    path.display()
+                ));
             }
             SolverConfig::from_message(&msg.unwrap_or_default())
         };
@@ -154,7 +178,10 @@ impl SolverConfig {
     pub fn validate(&self) -> Result<(), SolverError> {
         let bad = |m: String| Err(SolverError(m));
         if !(self.base_lr.is_finite() && self.base_lr > 0.0) {
-            return bad(format!("base_lr must be a positive number, not {}", self.base_lr));
+            return bad(format!(
+                "base_lr must be a positive number, not {}",
+                self.base_lr
+            ));
         }
         if !(0.0..1.0).contains(&self.momentum) && self.solver_type != SolverType::AdaDelta {
             return bad(format!("momentum must be in [0, 1), not {}", self.momentum));
@@ -163,7 +190,10 @@ impl SolverConfig {
             return bad("weight_decay must not be negative".into());
         }
         if !matches!(self.regularization_type.as_str(), "L1" | "L2") {
-            return bad(format!("regularization_type must be L1 or L2, not {}", self.regularization_type));
+            return bad(format!(
+                "regularization_type must be L1 or L2, not {}",
+                self.regularization_type
+            ));
         }
         let needs = |what: &str| SolverError(format!("lr_policy {} needs {what}", self.lr_policy));
         match self.lr_policy.as_str() {
@@ -173,8 +203,8 @@ impl SolverConfig {
             "poly" | "step" | "exp" | "inv" | "multistep" | "sigmoid" => {}
             other => {
                 return bad(format!(
-                    "unknown lr_policy {other}: use fixed, step, multistep, exp, inv, poly or sigmoid"
-                ))
+                "unknown lr_policy {other}: use fixed, step, multistep, exp, inv, poly or sigmoid"
+            ))
             }
         }
         if let Some(e) = self.epochs {
@@ -239,7 +269,9 @@ pub fn apply_update<'a>(
         }
         let (d, g) = (&p.blob.data, &mut p.blob.diff);
         if cfg.regularization_type == "L1" {
-            g.iter_mut().zip(d).for_each(|(g, w)| *g += decay * w.signum() * (*w != 0.0) as i32 as f32);
+            g.iter_mut()
+                .zip(d)
+                .for_each(|(g, w)| *g += decay * w.signum() * (*w != 0.0) as i32 as f32);
         } else {
             g.iter_mut().zip(d).for_each(|(g, w)| *g += decay * w);
         }
@@ -254,7 +286,9 @@ pub fn apply_update<'a>(
             .sqrt();
         if norm > cfg.clip_gradients {
             let s = (cfg.clip_gradients / norm) as f32;
-            params.iter_mut().for_each(|p| p.blob.diff.iter_mut().for_each(|g| *g *= s));
+            params
+                .iter_mut()
+                .for_each(|p| p.blob.diff.iter_mut().for_each(|g| *g *= s));
         }
     }
     let t = state.iter + 1;
@@ -304,7 +338,8 @@ pub fn apply_update<'a>(
             }
             SolverType::Adam => {
                 let h2 = &mut state.history2[i];
-                let corr = ((1.0 - (mom2 as f64).powi(t as i32)).sqrt() / (1.0 - (mom as f64).powi(t as i32))) as f32;
+                let corr = ((1.0 - (mom2 as f64).powi(t as i32)).sqrt()
+                    / (1.0 - (mom as f64).powi(t as i32))) as f32;
                 for (((w, g), m), v) in w.iter_mut().zip(g).zip(h.iter_mut()).zip(h2.iter_mut()) {
                     *m = mom * *m + (1.0 - mom) * g;
                     *v = mom2 * *v + (1.0 - mom2) * g * g;
@@ -325,11 +360,20 @@ mod tests {
         let mut blob = Blob::zeros(&[1]);
         blob.data[0] = w;
         blob.diff[0] = g;
-        Param { blob, lr_mult: 1.0, decay_mult: 1.0 }
+        Param {
+            blob,
+            lr_mult: 1.0,
+            decay_mult: 1.0,
+        }
     }
 
     fn cfg(t: SolverType) -> SolverConfig {
-        SolverConfig { solver_type: t, momentum: 0.9, weight_decay: 0.0, ..SolverConfig::default() }
+        SolverConfig {
+            solver_type: t,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            ..SolverConfig::default()
+        }
     }
 
     /// Two steps with gradient 1 and 0.5 from w = 1 at lr 0.1.
@@ -350,9 +394,15 @@ mod tests {
         // Nesterov: step1 update 1.9·0.1 = 0.19 → 0.81; h2 = 0.14, update 1.9·0.14 − 0.9·0.1 = 0.176.
         close(two_steps(&cfg(SolverType::Nesterov)), 0.81 - 0.176);
         // AdaGrad: h = 1 → w -= 0.1; h = 1.25 → w -= 0.05/√1.25.
-        close(two_steps(&cfg(SolverType::AdaGrad)), 1.0 - 0.1 - 0.05 / 1.25f32.sqrt());
+        close(
+            two_steps(&cfg(SolverType::AdaGrad)),
+            1.0 - 0.1 - 0.05 / 1.25f32.sqrt(),
+        );
         // RMSProp (0.99): h = 0.01 → w -= 0.1/0.1 = 1; h = 0.0099 + 0.0025 → w -= 0.05/√0.0124.
-        close(two_steps(&cfg(SolverType::RmsProp)), 1.0 - 1.0 - 0.05 / 0.0124f32.sqrt());
+        close(
+            two_steps(&cfg(SolverType::RmsProp)),
+            1.0 - 1.0 - 0.05 / 0.0124f32.sqrt(),
+        );
         // Adam's first step moves by lr (bias-corrected m/√v = 1).
         let mut p = param(1.0, 1.0);
         let mut s = SolverState::new(std::iter::once(&p));
@@ -382,7 +432,13 @@ mod tests {
 
     #[test]
     fn learning_rate_policies() {
-        let mut c = SolverConfig { base_lr: 0.01, gamma: 1e-4, power: 0.75, lr_policy: "inv".into(), ..Default::default() };
+        let mut c = SolverConfig {
+            base_lr: 0.01,
+            gamma: 1e-4,
+            power: 0.75,
+            lr_policy: "inv".into(),
+            ..Default::default()
+        };
         assert!((c.learning_rate(10_000, 0) - 0.01 * 2f64.powf(-0.75)).abs() < 1e-12);
         c.lr_policy = "step".into();
         c.gamma = 0.1;

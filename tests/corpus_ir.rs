@@ -54,3 +54,29 @@ fn accepted_corpus_nets_build_in_train_and_test() {
     eprintln!("{nets} accepted nets, {} IR errors", errors.len());
     assert_eq!(nets, 88);
 }
+
+#[test]
+#[ignore = "exploration: shape rules on every corpus net with a 3×256×256 input"]
+fn explore_shapes_with_an_input_size() {
+    let Some(dir) = corpus() else { return };
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("manifest");
+    let ctx = ShapeCtx {
+        data_chw: Some([3, 256, 256]),
+        num_classes: Some(10),
+        batch: None,
+    };
+    for line in manifest.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() < 8 || cols[5] != "net" || cols[7] != "ok" {
+            continue;
+        }
+        let src = front::read_source(&dir.join(cols[0])).expect("readable");
+        let Some(spec) = front::load_net(&src).0 else {
+            continue;
+        };
+        let (_, diags) = ir::check_all(&spec, &ctx);
+        for d in diags {
+            eprintln!("{}: {:?} {}: {}", cols[0], d.severity, d.code, d.message);
+        }
+    }
+}

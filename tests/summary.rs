@@ -66,10 +66,7 @@ fn caffe_lenet_deploy_table() {
 #[test]
 fn shipped_lenet_golden_numbers() {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/lenet.net");
-    if !p.exists() {
-        eprintln!("skipping: specs/lenet.net is not on this branch yet");
-        return;
-    }
+    assert!(p.exists(), "specs/lenet.net is part of the crate");
     let ctx = ShapeCtx {
         data_chw: Some([1, 28, 28]),
         num_classes: Some(10),
@@ -78,5 +75,46 @@ fn shipped_lenet_golden_numbers() {
     for state in [NetState::train(), NetState::val(), NetState::deploy()] {
         let (params, macs, text) = totals(&p, &state, &ctx);
         assert_eq!((params, macs), (431_080, 2_293_000), "{text}");
+    }
+}
+
+/// Published figures for well-known nets (deploy files from the corpus): parameters as
+/// Caffe stores them (BatchNorm's mean, variance and factor included) and MACs per image
+/// (Scale counts one multiply per element; pooling counts none).
+#[test]
+fn known_nets_match_published_figures() {
+    let nets = [
+        (
+            "BVLC__caffe/models__bvlc_alexnet__deploy.prototxt",
+            60_965_224,
+            724_406_816,
+        ),
+        (
+            "ethereon__netscope/presets__vgg-16.prototxt",
+            138_357_544,
+            15_470_264_320,
+        ),
+        (
+            "ethereon__netscope/presets__googlenet.prototxt",
+            6_998_552,
+            1_582_671_872,
+        ),
+        (
+            "KaimingHe__deep-residual-networks/prototxt__ResNet-50-deploy.prototxt",
+            25_610_269,
+            3_868_560_384,
+        ),
+        (
+            "forresti__SqueezeNet/SqueezeNet_v1.0__deploy.prototxt",
+            1_248_424,
+            861_339_936,
+        ),
+    ];
+    for (file, params, macs) in nets {
+        let Some(p) = shared(&format!("corpus/prototxt/{file}")) else {
+            return;
+        };
+        let (got_p, got_m, text) = totals(&p, &NetState::deploy(), &ShapeCtx::default());
+        assert_eq!((got_p, got_m), (params, macs), "{file}\n{text}");
     }
 }

@@ -19,7 +19,8 @@ fn subset(split: &Split, every: usize, per: usize) -> Split {
     for i in (0..split.len()).step_by(every) {
         out.pixels.extend_from_slice(split.image(i));
         out.labels.push(split.labels[i]);
-        out.sources.push(split.sources.get(i).cloned().unwrap_or_default());
+        out.sources
+            .push(split.sources.get(i).cloned().unwrap_or_default());
     }
     assert_eq!(out.pixels.len(), out.len() * per);
     out
@@ -27,7 +28,8 @@ fn subset(split: &Split, every: usize, per: usize) -> Split {
 
 /// 640 training and 200 validation images from specs/data/mnist-small.
 fn tiny_dataset(dir: &Path) -> PathBuf {
-    let mut ds = netc::data::open(&crate_root().join("specs/data/mnist-small")).expect("shipped dataset opens");
+    let mut ds = netc::data::open(&crate_root().join("specs/data/mnist-small"))
+        .expect("shipped dataset opens");
     let per = ds.image_len();
     ds.train = subset(&ds.train, ds.train.len() / 640, per);
     ds.train.labels.truncate(640);
@@ -62,7 +64,10 @@ fn a_tiny_run_learns_and_writes_every_file() {
     assert!(r[2].train_loss < r[0].train_loss, "loss falls: {r:?}");
     assert!(r[0].train_loss < 2.5 && r[2].train_loss < 1.0, "{r:?}");
     let acc = r[2].val_accuracy.expect("validated");
-    assert!(acc > 60.0, "val accuracy after 3 epochs on 640 images: {acc}");
+    assert!(
+        acc > 60.0,
+        "val accuracy after 3 epochs on 640 images: {acc}"
+    );
     assert!(r[2].val_top5.unwrap() >= acc);
     assert_eq!(r[2].iteration, 30, "3 epochs of 10 iterations at batch 64");
 
@@ -74,24 +79,45 @@ fn a_tiny_run_learns_and_writes_every_file() {
     let back = read_metrics(&run);
     assert_eq!(back.len(), 3);
     for (a, b) in back.iter().zip(&out.records) {
-        assert_eq!((a.epoch, a.iteration, a.val_accuracy), (b.epoch, b.iteration, b.val_accuracy));
+        assert_eq!(
+            (a.epoch, a.iteration, a.val_accuracy),
+            (b.epoch, b.iteration, b.val_accuracy)
+        );
         assert!((a.train_loss - b.train_loss).abs() < 1e-12);
     }
     let svg = std::fs::read_to_string(run.join("curves.svg")).unwrap();
     assert!(svg.contains("<svg") && svg.contains("loss (train)") && svg.contains("accuracy (val)"));
     let png = image::open(run.join("curves.png")).expect("curves.png decodes");
     assert_eq!((png.width(), png.height()), (900, 500));
-    assert_eq!(std::fs::read_to_string(run.join("spec.net")).unwrap(), std::fs::read_to_string(crate_root().join("specs/lenet.net")).unwrap());
-    assert_eq!(std::fs::read_to_string(run.join("labels.txt")).unwrap().lines().count(), 10);
+    assert_eq!(
+        std::fs::read_to_string(run.join("spec.net")).unwrap(),
+        std::fs::read_to_string(crate_root().join("specs/lenet.net")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("labels.txt"))
+            .unwrap()
+            .lines()
+            .count(),
+        10
+    );
     let pre: netc::feed::Preprocess = netc::train::read_yaml(&run.join("preprocess.yaml")).unwrap();
-    assert_eq!((pre.channels, pre.height, pre.width, pre.scale), (1, 28, 28, 0.00390625));
+    assert_eq!(
+        (pre.channels, pre.height, pre.width, pre.scale),
+        (1, 28, 28, 0.00390625)
+    );
 
     let snaps = snapshot::list(&run);
-    assert_eq!(snaps.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(), vec![(1, 10), (2, 20), (3, 30)]);
+    assert_eq!(
+        snaps.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(),
+        vec![(1, 10), (2, 20), (3, 30)]
+    );
     let w = snapshot::load(&snaps[2].2).unwrap();
     assert_eq!(w.tensors["conv1.0"].0, vec![20, 1, 5, 5]);
     assert_eq!(w.tensors["ip2.0"].0, vec![10, 500]);
-    assert_eq!(w.tensors.values().map(|(_, d)| d.len()).sum::<usize>(), 431_080);
+    assert_eq!(
+        w.tensors.values().map(|(_, d)| d.len()).sum::<usize>(),
+        431_080
+    );
     assert_eq!(w.meta["epoch"], "3");
     // No temporary files are left behind.
     for e in std::fs::read_dir(&run).unwrap() {
@@ -117,7 +143,12 @@ fn resuming_carries_on_with_the_same_numbers() {
     assert_eq!(resumed.records.len(), 2);
     let (x, y) = (&straight.records[1], &resumed.records[1]);
     assert_eq!(x.iteration, y.iteration);
-    assert!((x.train_loss - y.train_loss).abs() < 1e-9, "{} vs {}", x.train_loss, y.train_loss);
+    assert!(
+        (x.train_loss - y.train_loss).abs() < 1e-9,
+        "{} vs {}",
+        x.train_loss,
+        y.train_loss
+    );
     assert_eq!(x.val_accuracy, y.val_accuracy);
     assert_eq!(x.val_loss, y.val_loss);
 }
@@ -140,7 +171,10 @@ fn a_net_with_too_few_outputs_is_refused_before_training() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_dataset(tmp.path());
     let spec = std::fs::read_to_string(crate_root().join("specs/lenet.net")).unwrap();
-    let five = spec.replace("  inner_product_param {\n    weight_filler", "  inner_product_param {\n    num_output: 5\n    weight_filler");
+    let five = spec.replace(
+        "  inner_product_param {\n    weight_filler",
+        "  inner_product_param {\n    num_output: 5\n    weight_filler",
+    );
     assert_ne!(five, spec);
     let path = tmp.path().join("five.net");
     std::fs::write(&path, five).unwrap();
@@ -151,7 +185,11 @@ fn a_net_with_too_few_outputs_is_refused_before_training() {
 }
 
 fn netc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_netc")).args(args).env("NO_COLOR", "1").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -164,12 +202,20 @@ fn cli_errors_name_the_problem() {
     let tmp = tempfile::tempdir().unwrap();
     let spec = crate_root().join("specs/lenet.net");
     let missing = tmp.path().join("nowhere");
-    let (code, _, err) = netc(&["train", spec.to_str().unwrap(), "--data", missing.to_str().unwrap()]);
+    let (code, _, err) = netc(&[
+        "train",
+        spec.to_str().unwrap(),
+        "--data",
+        missing.to_str().unwrap(),
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("nowhere"), "{err}");
     let (code, _, err) = netc(&["train", spec.to_str().unwrap(), "--device", "cuda"]);
     assert_eq!(code, 2);
-    assert!(err.contains("without CUDA") || err.contains("no CUDA"), "{err}");
+    assert!(
+        err.contains("without CUDA") || err.contains("no CUDA"),
+        "{err}"
+    );
     let (code, _, err) = netc(&["train", "no-such-spec.net"]);
     assert_eq!(code, 2);
     assert!(err.contains("no-such-spec.net"), "{err}");
@@ -180,11 +226,50 @@ fn cli_errors_name_the_problem() {
 
 #[test]
 fn netc_time_reports_every_layer() {
-    let (code, out, err) = netc(&["time", "specs/lenet.net", "--iterations", "2", "--format", "json"]);
+    let (code, out, err) = netc(&[
+        "time",
+        "specs/lenet.net",
+        "--iterations",
+        "2",
+        "--format",
+        "json",
+    ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let names: Vec<&str> = v["layers"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["conv1", "pool1", "conv2", "pool2", "ip1", "relu1", "ip2", "loss"]);
+    let names: Vec<&str> = v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["conv1", "pool1", "conv2", "pool2", "ip1", "relu1", "ip2", "loss"]
+    );
     assert!(v["images_per_second"].as_f64().unwrap() > 0.0);
     assert_eq!(v["batch_size"], 64);
+}
+
+#[test]
+fn the_candle_path_trains_like_the_engine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_dataset(tmp.path());
+    let native = train(&opts(&data, &tmp.path().join("native"), 1.0)).unwrap();
+    let mut o = opts(&data, &tmp.path().join("candle"), 1.0);
+    o.candle = true;
+    o.device = "cpu".into();
+    let candle = train(&o).unwrap();
+    let (a, b) = (&native.records[0], &candle.records[0]);
+    // Same data, same initial weights, same solver: the same trajectory up to rounding.
+    assert!(
+        (a.train_loss - b.train_loss).abs() < 1e-3 * a.train_loss.max(1.0),
+        "{} vs {}",
+        a.train_loss,
+        b.train_loss
+    );
+    let (va, vb) = (a.val_accuracy.unwrap(), b.val_accuracy.unwrap());
+    assert!((va - vb).abs() <= 1.0, "{va} vs {vb}");
+    // Its snapshots are the engine's format.
+    let w = snapshot::load(&snapshot::list(&tmp.path().join("candle")).pop().unwrap().2).unwrap();
+    assert_eq!(w.tensors["conv2.0"].0, vec![50, 20, 5, 5]);
 }

@@ -52,10 +52,16 @@ pub fn run(a: Args) -> CmdResult {
     let classes = data.num_classes().max(1);
     for f in net.feeds.clone() {
         if let Some(&t) = f.tops.first() {
-            net.blobs[t].data.iter_mut().for_each(|v| *v = rng.random::<f32>());
+            net.blobs[t]
+                .data
+                .iter_mut()
+                .for_each(|v| *v = rng.random::<f32>());
         }
         if let Some(&t) = f.tops.get(1) {
-            net.blobs[t].data.iter_mut().for_each(|v| *v = rng.random_range(0..classes) as f32);
+            net.blobs[t]
+                .data
+                .iter_mut()
+                .for_each(|v| *v = rng.random_range(0..classes) as f32);
         }
     }
     let mut state = SolverState::new(net.params().map(|(_, _, p)| p));
@@ -81,7 +87,12 @@ pub fn run(a: Args) -> CmdResult {
             }
         }
         let t = Instant::now();
-        apply_update(&cfg, &mut state, net.params_mut().map(|(_, _, p)| p), cfg.base_lr * 1e-3);
+        apply_update(
+            &cfg,
+            &mut state,
+            net.params_mut().map(|(_, _, p)| p),
+            cfg.base_lr * 1e-3,
+        );
         if timed {
             update += t.elapsed().as_secs_f64();
         }
@@ -92,7 +103,12 @@ pub fn run(a: Args) -> CmdResult {
         .iter()
         .enumerate()
         .filter(|(_, s)| !s.op.is_feed())
-        .map(|(i, s)| LayerTime { name: s.name.clone(), ty: s.ty.into(), forward_ms: per(fwd[i]), backward_ms: per(bwd[i]) })
+        .map(|(i, s)| LayerTime {
+            name: s.name.clone(),
+            ty: s.ty.into(),
+            forward_ms: per(fwd[i]),
+            backward_ms: per(bwd[i]),
+        })
         .collect();
     let (f, b, u) = (per(fwd.iter().sum()), per(bwd.iter().sum()), per(update));
     let total = f + b + u;
@@ -107,9 +123,15 @@ pub fn run(a: Args) -> CmdResult {
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(0);
     }
-    println!("{:<16} {:<18} {:>12} {:>12}", "layer", "type", "forward ms", "backward ms");
+    println!(
+        "{:<16} {:<18} {:>12} {:>12}",
+        "layer", "type", "forward ms", "backward ms"
+    );
     for l in &layers {
-        println!("{:<16} {:<18} {:>12.3} {:>12.3}", l.name, l.ty, l.forward_ms, l.backward_ms);
+        println!(
+            "{:<16} {:<18} {:>12.3} {:>12.3}",
+            l.name, l.ty, l.forward_ms, l.backward_ms
+        );
     }
     println!("forward {f:.3} ms, backward {b:.3} ms, update {u:.3} ms, total {total:.3} ms per iteration (batch {batch}, {} threads)", rayon::current_num_threads());
     println!("{ips:.0} images/s");

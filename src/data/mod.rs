@@ -106,6 +106,7 @@ pub enum ResizeMode {
     /// Keep the aspect ratio, resize so the image fits inside, pad with random noise.
     Fill,
     /// Half of each: resize to the mean of the two ratios, crop the long side, pad the short.
+    #[value(name = "half_crop", alias = "half-crop")]
     HalfCrop,
 }
 
@@ -202,7 +203,8 @@ pub struct DataError {
 pub fn peek(path: &Path) -> Option<([usize; 3], usize)> {
     let info = path.join("info.yaml");
     if info.is_file() {
-        let v: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&info).ok()?).ok()?;
+        let v: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&info).ok()?).ok()?;
         let g = |k: &str| v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
         return Some(([g("channels")?, g("height")?, g("width")?], g("classes")?));
     }

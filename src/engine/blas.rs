@@ -56,24 +56,70 @@ pub struct Mat<'a> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn product(threads: bool, ta: T, tb: T, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
+fn product(
+    threads: bool,
+    ta: T,
+    tb: T,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+) {
     let lda = if ta == T::N { k } else { m };
     let ldb = if tb == T::N { n } else { k };
-    sgemm_ld(threads, m, n, k, Mat { data: a, ld: lda, t: ta }, Mat { data: b, ld: ldb, t: tb }, c, n, accumulate)
+    sgemm_ld(
+        threads,
+        m,
+        n,
+        k,
+        Mat {
+            data: a,
+            ld: lda,
+            t: ta,
+        },
+        Mat {
+            data: b,
+            ld: ldb,
+            t: tb,
+        },
+        c,
+        n,
+        accumulate,
+    )
 }
 
 /// `c = [c +] a' · b'` with explicit row strides (`c` is m×n with rows `ldc` long), for
 /// products over sub-blocks of larger buffers.
 #[allow(clippy::too_many_arguments)]
-pub fn sgemm_ld(threads: bool, m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], ldc: usize, accumulate: bool) {
+pub fn sgemm_ld(
+    threads: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat,
+    b: Mat,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
     if m == 0 || n == 0 {
         return;
     }
-    let need = |rows: usize, cols: usize, ld: usize| if rows == 0 { 0 } else { (rows - 1) * ld + cols };
+    let need =
+        |rows: usize, cols: usize, ld: usize| if rows == 0 { 0 } else { (rows - 1) * ld + cols };
     let (ar, ac) = if a.t == T::N { (m, k) } else { (k, m) };
     let (br, bc) = if b.t == T::N { (k, n) } else { (n, k) };
-    assert!(a.ld >= ac && a.data.len() >= need(ar, ac, a.ld), "sgemm: a too small");
-    assert!(b.ld >= bc && b.data.len() >= need(br, bc, b.ld), "sgemm: b too small");
+    assert!(
+        a.ld >= ac && a.data.len() >= need(ar, ac, a.ld),
+        "sgemm: a too small"
+    );
+    assert!(
+        b.ld >= bc && b.data.len() >= need(br, bc, b.ld),
+        "sgemm: b too small"
+    );
     assert!(ldc >= n && c.len() >= need(m, n, ldc), "sgemm: c too small");
     if k == 0 {
         if !accumulate {

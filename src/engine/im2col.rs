@@ -37,10 +37,19 @@ impl Geom {
 
 /// `col` (C·kh·kw × OH·OW) from `im` (C × H × W).
 pub fn im2col(g: &Geom, im: &[f32], col: &mut [f32]) {
-    let (hw, per) = (g.height * g.width, g.kernel_h * g.kernel_w * g.out_h() * g.out_w());
+    let (hw, per) = (
+        g.height * g.width,
+        g.kernel_h * g.kernel_w * g.out_h() * g.out_w(),
+    );
     for c in 0..g.channels {
         let ld = g.col_cols();
-        im2col_plane(g, &im[c * hw..(c + 1) * hw], &mut col[c * per..(c + 1) * per], ld, 0);
+        im2col_plane(
+            g,
+            &im[c * hw..(c + 1) * hw],
+            &mut col[c * per..(c + 1) * per],
+            ld,
+            0,
+        );
     }
 }
 
@@ -67,7 +76,11 @@ pub fn im2col_plane(g: &Geom, plane: &[f32], rows: &mut [f32], ld: usize, off: u
                 }
                 for (x, d) in drow.iter_mut().enumerate() {
                     let ix = (x * g.stride_w) as isize + off;
-                    *d = if ix < 0 || ix >= g.width as isize { 0.0 } else { src[ix as usize] };
+                    *d = if ix < 0 || ix >= g.width as isize {
+                        0.0
+                    } else {
+                        src[ix as usize]
+                    };
                 }
             }
             row += 1;
@@ -77,10 +90,19 @@ pub fn im2col_plane(g: &Geom, plane: &[f32], rows: &mut [f32], ld: usize, off: u
 
 /// Adds `col` back into `im` (which the caller zeroes first): the adjoint of [`im2col`].
 pub fn col2im(g: &Geom, col: &[f32], im: &mut [f32]) {
-    let (hw, per) = (g.height * g.width, g.kernel_h * g.kernel_w * g.out_h() * g.out_w());
+    let (hw, per) = (
+        g.height * g.width,
+        g.kernel_h * g.kernel_w * g.out_h() * g.out_w(),
+    );
     for c in 0..g.channels {
         let ld = g.col_cols();
-        col2im_plane(g, &col[c * per..(c + 1) * per], ld, 0, &mut im[c * hw..(c + 1) * hw]);
+        col2im_plane(
+            g,
+            &col[c * per..(c + 1) * per],
+            ld,
+            0,
+            &mut im[c * hw..(c + 1) * hw],
+        );
     }
 }
 
@@ -101,7 +123,10 @@ pub fn col2im_plane(g: &Geom, rows: &[f32], ld: usize, off: usize, plane: &mut [
                 let off = (kj * g.dilation_w) as isize - g.pad_w as isize;
                 let src = &srcm[y * ow..(y + 1) * ow];
                 if g.stride_w == 1 && off >= 0 && off as usize + ow <= g.width {
-                    dst[off as usize..off as usize + ow].iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                    dst[off as usize..off as usize + ow]
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(d, s)| *d += s);
                     continue;
                 }
                 for (x, s) in src.iter().enumerate() {

@@ -63,7 +63,10 @@ impl Net {
         let mut blob_names = Vec::with_capacity(ir.blobs.len());
         for b in &ir.blobs {
             let Some(shape) = &b.shape else {
-                let layer = ir.layers.get(b.producer).map_or(String::new(), |l| l.name.clone());
+                let layer = ir
+                    .layers
+                    .get(b.producer)
+                    .map_or(String::new(), |l| l.name.clone());
                 return Err(LowerError {
                     layer,
                     message: format!("the shape of blob \"{}\" is not known", b.name),
@@ -84,7 +87,11 @@ impl Net {
                 help: e.help,
             })?;
             if let Some(input) = l.layer.input() {
-                feeds.push(Feed { layer: l.name.clone(), input: input.clone(), tops: l.tops.clone() });
+                feeds.push(Feed {
+                    layer: l.name.clone(),
+                    input: input.clone(),
+                    tops: l.tops.clone(),
+                });
             }
             for (i, w) in l.layer.loss_weights().iter().enumerate() {
                 if *w != 0.0 {
@@ -103,7 +110,13 @@ impl Net {
                 prop_down: vec![false; l.bottoms.len()],
             });
         }
-        let mut net = Net { steps, blobs, blob_names, feeds, losses };
+        let mut net = Net {
+            steps,
+            blobs,
+            blob_names,
+            feeds,
+            losses,
+        };
         net.plan_backward();
         net.insert_splits();
         Ok(net)
@@ -131,7 +144,11 @@ impl Net {
             let trains = s.op.params().iter().any(|p| p.lr_mult != 0.0);
             let below = s.bottoms.iter().any(|&b| needs_grad[b]);
             s.backward = contributes[i] && !s.op.is_feed() && (trains || below);
-            s.prop_down = s.bottoms.iter().map(|&b| s.backward && needs_grad[b]).collect();
+            s.prop_down = s
+                .bottoms
+                .iter()
+                .map(|&b| s.backward && needs_grad[b])
+                .collect();
             if s.backward {
                 for &t in &s.tops {
                     needs_grad[t] = true;
@@ -158,12 +175,17 @@ impl Net {
             if users.len() < 2 {
                 continue;
             }
-            let producer = self.steps.iter().position(|s| s.tops.contains(&b)).unwrap_or(0);
+            let producer = self
+                .steps
+                .iter()
+                .position(|s| s.tops.contains(&b))
+                .unwrap_or(0);
             let mut tops = Vec::new();
             for (k, &(si, bi)) in users.iter().enumerate() {
                 let id = self.blobs.len();
                 self.blobs.push(Blob::zeros(&self.blobs[b].shape.clone()));
-                self.blob_names.push(format!("{}_split_{k}", self.blob_names[b]));
+                self.blob_names
+                    .push(format!("{}_split_{k}", self.blob_names[b]));
                 self.steps[si].bottoms[bi] = id;
                 tops.push(id);
             }
@@ -192,7 +214,11 @@ impl Net {
     /// Runs step `i`'s forward pass (feeds excepted: they do nothing).
     pub fn run_forward(&mut self, i: usize, train: bool) {
         let step = &mut self.steps[i];
-        let mut tops: Vec<Blob> = step.tops.iter().map(|&t| std::mem::take(&mut self.blobs[t])).collect();
+        let mut tops: Vec<Blob> = step
+            .tops
+            .iter()
+            .map(|&t| std::mem::take(&mut self.blobs[t]))
+            .collect();
         {
             let bottoms: Vec<&Blob> = step.bottoms.iter().map(|&b| &self.blobs[b]).collect();
             let mut trefs: Vec<&mut Blob> = tops.iter_mut().collect();
@@ -243,7 +269,11 @@ impl Net {
             return;
         }
         let step = &mut self.steps[i];
-        let mut bottoms: Vec<Blob> = step.bottoms.iter().map(|&b| std::mem::take(&mut self.blobs[b])).collect();
+        let mut bottoms: Vec<Blob> = step
+            .bottoms
+            .iter()
+            .map(|&b| std::mem::take(&mut self.blobs[b]))
+            .collect();
         {
             let tops: Vec<&Blob> = step.tops.iter().map(|&t| &self.blobs[t]).collect();
             let mut brefs: Vec<&mut Blob> = bottoms.iter_mut().collect();
@@ -256,27 +286,37 @@ impl Net {
 
     /// The newest blob called `name` (after in-place layers, the last version).
     pub fn blob(&self, name: &str) -> Option<&Blob> {
-        self.blob_names.iter().rposition(|n| n == name).map(|i| &self.blobs[i])
+        self.blob_names
+            .iter()
+            .rposition(|n| n == name)
+            .map(|i| &self.blobs[i])
     }
 
     /// Learned blobs as `(layer, index, param)`, in plan order.
     pub fn params(&self) -> impl Iterator<Item = (&str, usize, &Param)> {
-        self.steps
-            .iter()
-            .flat_map(|s| s.op.params().iter().enumerate().map(move |(i, p)| (s.name.as_str(), i, p)))
+        self.steps.iter().flat_map(|s| {
+            s.op.params()
+                .iter()
+                .enumerate()
+                .map(move |(i, p)| (s.name.as_str(), i, p))
+        })
     }
 
     pub fn params_mut(&mut self) -> impl Iterator<Item = (&str, usize, &mut Param)> {
         self.steps.iter_mut().flat_map(|s| {
             let name = s.name.as_str();
-            s.op.params_mut().iter_mut().enumerate().map(move |(i, p)| (name, i, p))
+            s.op.params_mut()
+                .iter_mut()
+                .enumerate()
+                .map(move |(i, p)| (name, i, p))
         })
     }
 
     /// Copies learned values from `other` into layers with the same name and shapes (the
     /// validation net shares the training net's weights this way).
     pub fn copy_params_from(&mut self, other: &Net) {
-        let src: HashMap<(&str, usize), &Param> = other.params().map(|(l, i, p)| ((l, i), p)).collect();
+        let src: HashMap<(&str, usize), &Param> =
+            other.params().map(|(l, i, p)| ((l, i), p)).collect();
         for (l, i, p) in self.params_mut() {
             if let Some(s) = src.get(&(l, i)) {
                 if s.blob.shape == p.blob.shape {

@@ -194,10 +194,13 @@ impl Layer for Convolution {
         &self,
         bottoms: &[candle_core::Tensor],
         params: &[candle_core::Tensor],
+        _train: bool,
     ) -> Result<Vec<candle_core::Tensor>, LayerError> {
         let w = &self.window;
         if w.stride[0] != w.stride[1] || w.dilation[0] != w.dilation[1] {
-            return Err(LayerError::new("candle convolves with equal strides and dilations only"));
+            return Err(LayerError::new(
+                "candle convolves with equal strides and dilations only",
+            ));
         }
         let x = bottoms[0]
             .pad_with_zeros(2, w.pad[0], w.pad[0])
@@ -294,12 +297,15 @@ impl ConvOp {
         let in_per = g.channels * hw_in;
         let ld = nb * hw;
         let kk = g.kernel_h * g.kernel_w;
-        self.col[..g.channels * kk * ld].par_chunks_mut(kk * ld).enumerate().for_each(|(c, rows)| {
-            for n in 0..nb {
-                let plane = &x[(s0 + n) * in_per + c * hw_in..][..hw_in];
-                im2col_plane(&g, plane, rows, ld, n * hw);
-            }
-        });
+        self.col[..g.channels * kk * ld]
+            .par_chunks_mut(kk * ld)
+            .enumerate()
+            .for_each(|(c, rows)| {
+                for n in 0..nb {
+                    let plane = &x[(s0 + n) * in_per + c * hw_in..][..hw_in];
+                    im2col_plane(&g, plane, rows, ld, n * hw);
+                }
+            });
     }
 }
 
@@ -323,8 +329,16 @@ impl Op for ConvOp {
                     og,
                     ld,
                     kg,
-                    Mat { data: &weight[gi * og * kg..], ld: kg, t: T::N },
-                    Mat { data: &self.col[gi * kg * ld..], ld, t: T::N },
+                    Mat {
+                        data: &weight[gi * og * kg..],
+                        ld: kg,
+                        t: T::N,
+                    },
+                    Mat {
+                        data: &self.col[gi * kg * ld..],
+                        ld,
+                        t: T::N,
+                    },
                     &mut self.ybuf[gi * og * ld..],
                     ld,
                     false,
@@ -340,7 +354,10 @@ impl Op for ConvOp {
                     for o in 0..out {
                         let b = bias.map_or(0.0, |b| b[o]);
                         let src = &ybuf[o * ld + k * hw..][..hw];
-                        y[o * hw..(o + 1) * hw].iter_mut().zip(src).for_each(|(d, s)| *d = s + b);
+                        y[o * hw..(o + 1) * hw]
+                            .iter_mut()
+                            .zip(src)
+                            .for_each(|(d, s)| *d = s + b);
                     }
                 });
             s0 += nb;
@@ -376,11 +393,15 @@ impl Op for ConvOp {
                 self.unroll(&bottom.data, s0, nb);
             }
             // The chunk's output gradient, O rows of samples side by side.
-            self.ybuf[..self.out * ld].par_chunks_mut(ld).enumerate().for_each(|(o, row)| {
-                for k in 0..nb {
-                    row[k * hw..(k + 1) * hw].copy_from_slice(&dy[(s0 + k) * out_per + o * hw..][..hw]);
-                }
-            });
+            self.ybuf[..self.out * ld]
+                .par_chunks_mut(ld)
+                .enumerate()
+                .for_each(|(o, row)| {
+                    for k in 0..nb {
+                        row[k * hw..(k + 1) * hw]
+                            .copy_from_slice(&dy[(s0 + k) * out_per + o * hw..][..hw]);
+                    }
+                });
             let (weight, dw) = {
                 let p = &mut self.params[0].blob;
                 (&p.data, &mut p.diff)
@@ -391,8 +412,16 @@ impl Op for ConvOp {
                     og,
                     kg,
                     ld,
-                    Mat { data: &self.ybuf[gi * og * ld..], ld, t: T::N },
-                    Mat { data: &self.col[gi * kg * ld..], ld, t: T::T },
+                    Mat {
+                        data: &self.ybuf[gi * og * ld..],
+                        ld,
+                        t: T::N,
+                    },
+                    Mat {
+                        data: &self.col[gi * kg * ld..],
+                        ld,
+                        t: T::T,
+                    },
                     &mut dw[gi * og * kg..],
                     kg,
                     s0 > 0,
@@ -405,8 +434,16 @@ impl Op for ConvOp {
                         kg,
                         ld,
                         og,
-                        Mat { data: &weight[gi * og * kg..], ld: kg, t: T::T },
-                        Mat { data: &self.ybuf[gi * og * ld..], ld, t: T::N },
+                        Mat {
+                            data: &weight[gi * og * kg..],
+                            ld: kg,
+                            t: T::T,
+                        },
+                        Mat {
+                            data: &self.ybuf[gi * og * ld..],
+                            ld,
+                            t: T::N,
+                        },
                         &mut self.col[gi * kg * ld..],
                         ld,
                         false,
@@ -419,7 +456,13 @@ impl Op for ConvOp {
                     .for_each(|(k, dx)| {
                         dx.fill(0.0);
                         for c in 0..g.channels {
-                            col2im_plane(&g, &col[c * kk * ld..], ld, k * hw, &mut dx[c * hw_in..(c + 1) * hw_in]);
+                            col2im_plane(
+                                &g,
+                                &col[c * kk * ld..],
+                                ld,
+                                k * hw,
+                                &mut dx[c * hw_in..(c + 1) * hw_in],
+                            );
                         }
                     });
                 self.col_fresh = false;

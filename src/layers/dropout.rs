@@ -49,8 +49,14 @@ impl Layer for Dropout {
         &self,
         bottoms: &[candle_core::Tensor],
         _params: &[candle_core::Tensor],
+        train: bool,
     ) -> Result<Vec<candle_core::Tensor>, LayerError> {
-        // Inference: the identity (Caffe scales at training time).
+        if train && self.ratio > 0.0 {
+            // Inverted dropout, as Caffe: kept values are scaled by 1/(1 − ratio).
+            let y = candle_nn::ops::dropout(&bottoms[0], self.ratio).map_err(super::candle_err)?;
+            return Ok(vec![y]);
+        }
+        // Inference: the identity.
         Ok(vec![bottoms[0].clone()])
     }
     fn lower(

@@ -116,6 +116,7 @@ impl Layer for InnerProduct {
         &self,
         bottoms: &[candle_core::Tensor],
         params: &[candle_core::Tensor],
+        _train: bool,
     ) -> Result<Vec<candle_core::Tensor>, LayerError> {
         let x = &bottoms[0];
         let axis = canonical_axis(self.axis, x.rank())?;

@@ -162,6 +162,7 @@ pub trait Layer: std::fmt::Debug + Send + Sync {
         &self,
         _bottoms: &[candle_core::Tensor],
         _params: &[candle_core::Tensor],
+        _train: bool,
     ) -> Result<Vec<candle_core::Tensor>, LayerError> {
         Err(LayerError::new(format!(
             "{} has no candle lowering yet",

@@ -50,6 +50,7 @@ impl Layer for Relu {
         &self,
         bottoms: &[candle_core::Tensor],
         _params: &[candle_core::Tensor],
+        _train: bool,
     ) -> Result<Vec<candle_core::Tensor>, LayerError> {
         let x = &bottoms[0];
         let y = if self.negative_slope == 0.0 {

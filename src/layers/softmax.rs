@@ -71,9 +71,12 @@ impl Layer for Softmax {
         &self,
         bottoms: &[candle_core::Tensor],
         _params: &[candle_core::Tensor],
+        _train: bool,
     ) -> Result<Vec<candle_core::Tensor>, LayerError> {
         let axis = canonical_axis(self.axis, bottoms[0].rank())?;
-        Ok(vec![candle_nn::ops::softmax(&bottoms[0], axis).map_err(super::candle_err)?])
+        Ok(vec![
+            candle_nn::ops::softmax(&bottoms[0], axis).map_err(super::candle_err)?
+        ])
     }
     fn lower(
         &self,

@@ -101,6 +101,7 @@ impl Layer for SoftmaxWithLoss {
         &self,
         bottoms: &[candle_core::Tensor],
         _params: &[candle_core::Tensor],
+        _train: bool,
     ) -> Result<Vec<candle_core::Tensor>, LayerError> {
         if self.axis != 1 || self.ignore_label.is_some() || bottoms[0].rank() != 2 {
             return Err(LayerError::new(
@@ -108,10 +109,19 @@ impl Layer for SoftmaxWithLoss {
             ));
         }
         let e = super::candle_err;
-        let labels = bottoms[1].flatten_all().and_then(|l| l.to_dtype(candle_core::DType::U32)).map_err(e)?;
+        let labels = bottoms[1]
+            .flatten_all()
+            .and_then(|l| l.to_dtype(candle_core::DType::U32))
+            .map_err(e)?;
         let logp = candle_nn::ops::log_softmax(&bottoms[0], 1).map_err(e)?;
-        let picked = logp.gather(&labels.unsqueeze(1).map_err(e)?, 1).map_err(e)?;
-        let loss = picked.mean_all().and_then(|m| m.neg()).and_then(|m| m.reshape(1)).map_err(e)?;
+        let picked = logp
+            .gather(&labels.unsqueeze(1).map_err(e)?, 1)
+            .map_err(e)?;
+        let loss = picked
+            .mean_all()
+            .and_then(|m| m.neg())
+            .and_then(|m| m.reshape(1))
+            .map_err(e)?;
         Ok(vec![loss])
     }
     fn lower(
@@ -157,7 +167,11 @@ impl Op for SoftmaxLossOp {
                 let c = (l.max(0) as usize).min(ch - 1);
                 let p = self.prob[o * ch * inner + c * inner + i];
                 // NaN scores give a NaN loss (max() would hide them), so divergence shows.
-                loss -= if p.is_nan() { f64::NAN } else { (p.max(f32::MIN_POSITIVE) as f64).ln() };
+                loss -= if p.is_nan() {
+                    f64::NAN
+                } else {
+                    (p.max(f32::MIN_POSITIVE) as f64).ln()
+                };
                 valid += 1;
             }
         }

@@ -40,6 +40,10 @@ pub struct TrainOptions {
     pub weights: Option<PathBuf>,
     /// No progress bar, no per-epoch lines (tests).
     pub quiet: bool,
+    /// `cpu`, `cuda`, `cuda:N` or `auto` (empty: `auto`).
+    pub device: String,
+    /// Train through candle's autograd even on the CPU (the path `--device cuda` takes).
+    pub candle: bool,
 }
 
 /// How a run ended.
@@ -78,7 +82,11 @@ pub fn load_spec(path: &Path) -> miette::Result<NetSpec> {
 }
 
 /// The dataset the spec's TRAIN data layer names (relative to the spec), or `--data`.
-pub fn dataset_path(spec: &NetSpec, spec_path: &Path, data: Option<&Path>) -> miette::Result<PathBuf> {
+pub fn dataset_path(
+    spec: &NetSpec,
+    spec_path: &Path,
+    data: Option<&Path>,
+) -> miette::Result<PathBuf> {
     if let Some(d) = data {
         return Ok(d.to_path_buf());
     }
@@ -86,28 +94,71 @@ pub fn dataset_path(spec: &NetSpec, spec_path: &Path, data: Option<&Path>) -> mi
         .layers_for(&NetState::train())
         .into_iter()
         .find(|l| l.ty == "Data")
-        .ok_or_else(|| usage(format!("{} has no Data layer in the TRAIN phase", spec_path.display()), Some("add a Data layer, or pass --data DATASET".into())))?;
+        .ok_or_else(|| {
+            usage(
+                format!(
+                    "{} has no Data layer in the TRAIN phase",
+                    spec_path.display()
+                ),
+                Some("add a Data layer, or pass --data DATASET".into()),
+            )
+        })?;
     let source = layer
         .msg
         .msg("data_param")
         .and_then(|d| d.str("source"))
-        .ok_or_else(|| usage(format!("the Data layer \"{}\" has no data_param.source", layer.name), Some("add data_param { source: \"path/to/dataset\" } or pass --data DATASET".into())))?;
+        .ok_or_else(|| {
+            usage(
+                format!("the Data layer \"{}\" has no data_param.source", layer.name),
+                Some(
+                    "add data_param { source: \"path/to/dataset\" } or pass --data DATASET".into(),
+                ),
+            )
+        })?;
     let dir = spec_path.parent().unwrap_or(Path::new("."));
     Ok(dir.join(source))
 }
 
 /// Builds one phase's IR, printing its problems; `None` when the phase has no data layer
 /// (a spec without validation layers).
-pub fn build_net(spec: &NetSpec, state: &NetState, ctx: &ShapeCtx, rng: &mut Rng, what: &str) -> miette::Result<Net> {
+pub fn build_net(
+    spec: &NetSpec,
+    state: &NetState,
+    ctx: &ShapeCtx,
+    rng: &mut Rng,
+    what: &str,
+) -> miette::Result<Net> {
+    build_net_ir(spec, state, ctx, rng, what).map(|(net, _)| net)
+}
+
+/// [`build_net`], keeping the IR (the candle path lowers it again).
+pub fn build_net_ir(
+    spec: &NetSpec,
+    state: &NetState,
+    ctx: &ShapeCtx,
+    rng: &mut Rng,
+    what: &str,
+) -> miette::Result<(Net, ir::NetIr)> {
     let (ir, diags) = ir::build(spec, state, ctx);
-    let errors: Vec<_> = diags.iter().filter(|d| d.severity == Severity::Error).cloned().collect();
+    let errors: Vec<_> = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .cloned()
+        .collect();
     let Some(ir) = ir.filter(|_| errors.is_empty()) else {
         crate::front::print_diagnostics(&errors);
-        return Err(miette::miette!("the {what} net of {} has errors", spec.source.path.display()));
+        return Err(miette::miette!(
+            "the {what} net of {} has errors",
+            spec.source.path.display()
+        ));
     };
-    Net::from_ir(&ir, ctx, rng).map_err(|e| {
-        miette::miette!(help = e.help.clone().unwrap_or_default(), "cannot build the {what} net: {e}")
-    })
+    let net = Net::from_ir(&ir, ctx, rng).map_err(|e| {
+        miette::miette!(
+            help = e.help.clone().unwrap_or_default(),
+            "cannot build the {what} net: {e}"
+        )
+    })?;
+    Ok((net, ir))
 }
 
 /// The blob a net's SoftmaxWithLoss (or Accuracy) scores, with its label blob.
@@ -121,12 +172,19 @@ pub fn scores_and_labels(net: &Net) -> Option<(usize, usize)> {
 
 /// Fills a net's data feed with images `idx` of `split` (and their labels).
 fn fill(net: &mut Net, split: &Split, idx: &[usize], pre: &Preprocess, train: bool, rng: &mut Rng) {
-    let Some(feed) = net.feeds.first().cloned() else { return };
+    let Some(feed) = net.feeds.first().cloned() else {
+        return;
+    };
     let per = pre.output_len();
     if let Some(&t) = feed.tops.first() {
         let data = &mut net.blobs[t].data;
         for (k, &i) in idx.iter().enumerate() {
-            pre.apply(split.image(i), &mut data[k * per..(k + 1) * per], train, rng);
+            pre.apply(
+                split.image(i),
+                &mut data[k * per..(k + 1) * per],
+                train,
+                rng,
+            );
         }
     }
     if let Some(&t) = feed.tops.get(1) {
@@ -138,7 +196,12 @@ fn fill(net: &mut Net, split: &Split, idx: &[usize], pre: &Preprocess, train: bo
 }
 
 /// Validation figures over a whole split: (mean loss, top-1 %, top-5 %).
-pub fn validate(net: &mut Net, split: &Split, pre: &Preprocess, classes: usize) -> (f64, f64, Option<f64>) {
+pub fn validate(
+    net: &mut Net,
+    split: &Split,
+    pre: &Preprocess,
+    classes: usize,
+) -> (f64, f64, Option<f64>) {
     let batch = net.batch();
     let mut rng = Rng::seed_from_u64(0);
     let (mut loss, mut top1, mut top5, mut n) = (0.0f64, 0usize, 0usize, 0usize);
@@ -162,7 +225,11 @@ pub fn validate(net: &mut Net, split: &Split, pre: &Preprocess, classes: usize) 
             let lse = row.iter().map(|v| (*v as f64 - m).exp()).sum::<f64>().ln() + m;
             let truth = row.get(label).copied().unwrap_or(f32::NEG_INFINITY);
             loss += lse - truth as f64;
-            let better = row.iter().enumerate().filter(|(c, v)| *c != label && **v >= truth).count();
+            let better = row
+                .iter()
+                .enumerate()
+                .filter(|(c, v)| *c != label && **v >= truth)
+                .count();
             let ok = !truth.is_nan();
             top1 += (ok && better < 1) as usize;
             top5 += (ok && better < 5) as usize;
@@ -176,13 +243,22 @@ pub fn validate(net: &mut Net, split: &Split, pre: &Preprocess, classes: usize) 
 
 /// The solver a spec trains with: `--solver`, else `<spec stem>.solver.yaml` beside the
 /// spec, else `solver.yaml` there, else Caffe's defaults.
-pub fn find_solver(spec_path: &Path, given: Option<&Path>) -> miette::Result<(SolverConfig, Option<PathBuf>)> {
+pub fn find_solver(
+    spec_path: &Path,
+    given: Option<&Path>,
+) -> miette::Result<(SolverConfig, Option<PathBuf>)> {
     if let Some(p) = given {
         return Ok((SolverConfig::load(p)?, Some(p.to_path_buf())));
     }
     let dir = spec_path.parent().unwrap_or(Path::new("."));
-    let stem = spec_path.file_stem().and_then(|s| s.to_str()).unwrap_or("net");
-    for cand in [dir.join(format!("{stem}.solver.yaml")), dir.join("solver.yaml")] {
+    let stem = spec_path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("net");
+    for cand in [
+        dir.join(format!("{stem}.solver.yaml")),
+        dir.join("solver.yaml"),
+    ] {
         if cand.is_file() {
             return Ok((SolverConfig::load(&cand)?, Some(cand)));
         }
@@ -205,7 +281,12 @@ fn now_stamp() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + (m <= 2) as i64;
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Everything a run folder holds besides snapshots and metrics.
@@ -236,7 +317,10 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         Some(r) => {
             let p = r.join("spec.net");
             if !p.is_file() {
-                return Err(usage(format!("{} is not a netc run folder (no spec.net)", r.display()), Some("pass the folder `netc train` wrote (runs/...)".into())));
+                return Err(usage(
+                    format!("{} is not a netc run folder (no spec.net)", r.display()),
+                    Some("pass the folder `netc train` wrote (runs/...)".into()),
+                ));
             }
             p
         }
@@ -260,6 +344,13 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         cfg.random_seed = s;
     }
     cfg.validate().map_err(|e| usage(e.0, None))?;
+    let device = if opts.device.is_empty() {
+        "auto"
+    } else {
+        opts.device.as_str()
+    };
+    let candle_device = crate::engine::candle::device(device)
+        .map_err(|m| usage(m, Some("train with --device cpu".into())))?;
     let data_path = match &resume_dir {
         Some(r) => {
             let info: RunInfo = read_yaml(&r.join("run.yaml"))?;
@@ -269,21 +360,40 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     };
     let data = crate::data::open(&data_path)?;
     if data.train.is_empty() {
-        return Err(usage(format!("the dataset {} has no training images", data_path.display()), None));
+        return Err(usage(
+            format!("the dataset {} has no training images", data_path.display()),
+            None,
+        ));
     }
     let chw = [data.channels, data.height, data.width];
-    let ctx = ShapeCtx { batch: cfg.batch_size, data_chw: Some(chw), num_classes: Some(data.num_classes()) };
+    let ctx = ShapeCtx {
+        batch: cfg.batch_size,
+        data_chw: Some(chw),
+        num_classes: Some(data.num_classes()),
+    };
     let mut rng = Rng::seed_from_u64(cfg.random_seed);
-    let mut net = build_net(&spec, &NetState::train(), &ctx, &mut rng, "TRAIN")?;
+    let (mut net, train_ir) = build_net_ir(&spec, &NetState::train(), &ctx, &mut rng, "TRAIN")?;
     let Some(feed) = net.feeds.first().cloned() else {
-        return Err(usage("the TRAIN net has no data layer".to_string(), Some("add a Data layer with include { phase: TRAIN }".into())));
+        return Err(usage(
+            "the TRAIN net has no data layer".to_string(),
+            Some("add a Data layer with include { phase: TRAIN }".into()),
+        ));
     };
     if net.losses.is_empty() {
-        return Err(usage("the TRAIN net has no loss layer".to_string(), Some("add a SoftmaxWithLoss layer".into())));
+        return Err(usage(
+            "the TRAIN net has no loss layer".to_string(),
+            Some("add a SoftmaxWithLoss layer".into()),
+        ));
     }
     check_outputs(&net, &data)?;
     let spec_dir = spec_path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let pre = Preprocess::new(&feed.input.transform, chw, data.resize, &spec_dir, Some(&data))?;
+    let pre = Preprocess::new(
+        &feed.input.transform,
+        chw,
+        data.resize,
+        &spec_dir,
+        Some(&data),
+    )?;
     let mut val = match &data.val {
         Some(v) if !v.is_empty() && cfg.validation_interval > 0.0 => {
             let vnet = build_net(&spec, &NetState::val(), &ctx, &mut rng, "validation")?;
@@ -314,7 +424,10 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         (Some(r), _) => r.clone(),
         (None, Some(o)) => o.clone(),
         (None, None) => {
-            let stem = spec_path.file_stem().and_then(|s| s.to_str()).unwrap_or("net");
+            let stem = spec_path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("net");
             PathBuf::from("runs").join(format!("{stem}-{}", now_stamp()))
         }
     };
@@ -326,16 +439,28 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     if let Some(r) = &resume_dir {
         let snaps = snapshot::list(r);
         let Some((_, _, newest)) = snaps.last() else {
-            return Err(usage(format!("{} has no snapshot to resume from", r.display()), Some("start a new run instead".into())));
+            return Err(usage(
+                format!("{} has no snapshot to resume from", r.display()),
+                Some("start a new run instead".into()),
+            ));
         };
         let w = snapshot::load(newest)?;
         let rep = snapshot::apply(&w, &mut net);
         if !rep.skipped.is_empty() {
-            return Err(usage(format!("the snapshot {} does not fit the spec: {:?}", newest.display(), rep.skipped), None));
+            return Err(usage(
+                format!(
+                    "the snapshot {} does not fit the spec: {:?}",
+                    newest.display(),
+                    rep.skipped
+                ),
+                None,
+            ));
         }
         let meta = snapshot::load_state(newest, &mut state)?;
         let epoch: usize = meta.get("epoch").and_then(|s| s.parse().ok()).unwrap_or(0);
-        let done_in_epoch = state.iter.saturating_sub((epoch as u64).saturating_sub(1) * ipe);
+        let done_in_epoch = state
+            .iter
+            .saturating_sub((epoch as u64).saturating_sub(1) * ipe);
         records = record::read_metrics(r);
         records.retain(|rec| rec.iteration <= state.iter);
         if done_in_epoch >= ipe {
@@ -344,24 +469,45 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
             start_epoch = epoch.max(1);
             start_batch = done_in_epoch;
             carried = (
-                meta.get("loss_sum").and_then(|s| s.parse().ok()).unwrap_or(0.0),
-                meta.get("loss_count").and_then(|s| s.parse().ok()).unwrap_or(0),
+                meta.get("loss_sum")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0.0),
+                meta.get("loss_count")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
             );
         }
         if !opts.quiet {
-            eprintln!("resuming {} from {} (epoch {epoch}, iteration {})", r.display(), newest.display(), state.iter);
+            eprintln!(
+                "resuming {} from {} (epoch {epoch}, iteration {})",
+                r.display(),
+                newest.display(),
+                state.iter
+            );
         }
     } else {
-        if run_dir.exists() && std::fs::read_dir(&run_dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
-            return Err(usage(format!("{} already exists and is not empty", run_dir.display()), Some("choose another --out, or --resume it".into())));
+        if run_dir.exists()
+            && std::fs::read_dir(&run_dir)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false)
+        {
+            return Err(usage(
+                format!("{} already exists and is not empty", run_dir.display()),
+                Some("choose another --out, or --resume it".into()),
+            ));
         }
-        std::fs::create_dir_all(&run_dir).map_err(|e| crate::data::io_err("create the run folder", &run_dir, e))?;
+        std::fs::create_dir_all(&run_dir)
+            .map_err(|e| crate::data::io_err("create the run folder", &run_dir, e))?;
         write_run_files(&run_dir, &spec, &cfg, &data, &data_path, &pre)?;
         if let Some(w) = &opts.weights {
             let w = snapshot::load(&resolve_snapshot(w)?)?;
             let rep = snapshot::apply(&w, &mut net);
             if !opts.quiet {
-                eprintln!("fine-tuning: copied {} blobs ({})", rep.copied.len(), rep.copied.join(", "));
+                eprintln!(
+                    "fine-tuning: copied {} blobs ({})",
+                    rep.copied.len(),
+                    rep.copied.join(", ")
+                );
                 for (k, why) in &rep.skipped {
                     eprintln!("  not copied: {k}: {why}");
                 }
@@ -371,7 +517,11 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     let info = RunInfo {
         netc_version: env!("CARGO_PKG_VERSION").into(),
         spec: spec_path.display().to_string(),
-        dataset: data_path.canonicalize().unwrap_or(data_path.clone()).display().to_string(),
+        dataset: data_path
+            .canonicalize()
+            .unwrap_or(data_path.clone())
+            .display()
+            .to_string(),
         started: now_stamp(),
         seed: cfg.random_seed,
         threads: rayon::current_num_threads(),
@@ -384,7 +534,10 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         classes: data.num_classes(),
         parameters: net.param_count(),
     };
-    snapshot::write_atomic(&run_dir.join("run.yaml"), serde_yaml::to_string(&info).unwrap_or_default().as_bytes())?;
+    snapshot::write_atomic(
+        &run_dir.join("run.yaml"),
+        serde_yaml::to_string(&info).unwrap_or_default().as_bytes(),
+    )?;
     if !opts.quiet {
         eprintln!(
             "training {} on {} ({} train, {} val images, {} classes) for {epochs} epochs of {ipe} iterations (batch {batch}), {} parameters; run folder {}",
@@ -403,20 +556,38 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     install_ctrlc();
     STOP.store(false, Ordering::SeqCst);
 
-    let title = format!("{} — {}", spec.name.as_deref().unwrap_or("net"), data_path.display());
+    let title = format!(
+        "{} — {}",
+        spec.name.as_deref().unwrap_or("net"),
+        data_path.display()
+    );
     let mut meta: HashMap<String, String> = HashMap::new();
     meta.insert("netc_version".into(), info.netc_version.clone());
     meta.insert("net".into(), spec.name.clone().unwrap_or_default());
-    let per = pre.output_len();
-    let _ = per;
+    let mut trainer = if opts.candle || !candle_device.is_cpu() {
+        let t = crate::engine::candle::CandleTrainer::new(train_ir, &net, &state, candle_device)
+            .map_err(|e| miette::miette!("cannot train on candle: {e}"))?;
+        if !opts.quiet {
+            eprintln!("engine: candle on {:?}", t.net.device);
+        }
+        Some(t)
+    } else {
+        None
+    };
     let mut interrupted = false;
     let bar = progress_bar(opts.quiet, ipe);
     for epoch in start_epoch..=epochs {
         let t0 = Instant::now();
         let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut Rng::seed_from_u64(cfg.random_seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        order.shuffle(&mut Rng::seed_from_u64(
+            cfg.random_seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        ));
         let mut aug = Rng::seed_from_u64(cfg.random_seed.wrapping_add(epoch as u64 * 7919));
-        let (mut loss_sum, mut loss_count) = if epoch == start_epoch { carried } else { (0.0, 0) };
+        let (mut loss_sum, mut loss_count) = if epoch == start_epoch {
+            carried
+        } else {
+            (0.0, 0)
+        };
         let first_batch = if epoch == start_epoch { start_batch } else { 0 };
         let mut rate = cfg.learning_rate(state.iter, max_iter);
         if let Some(b) = &bar {
@@ -429,9 +600,26 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
             if state.iter >= max_iter {
                 break;
             }
-            let idx: Vec<usize> = (0..batch).map(|k| order[(bi as usize * batch + k) % n]).collect();
+            let idx: Vec<usize> = (0..batch)
+                .map(|k| order[(bi as usize * batch + k) % n])
+                .collect();
             fill(&mut net, &data.train, &idx, &pre, true, &mut aug);
-            let loss = net.forward(true);
+            rate = cfg.learning_rate(state.iter, max_iter);
+            let loss = match trainer.as_mut() {
+                Some(t) => {
+                    let inputs: Vec<(usize, Vec<f32>)> = feed
+                        .tops
+                        .iter()
+                        .map(|&b| (b, net.blobs[b].data.clone()))
+                        .collect();
+                    let l = t
+                        .step(&inputs, &cfg, rate)
+                        .map_err(|e| miette::miette!("candle training step: {e}"))?;
+                    state.iter += 1;
+                    l
+                }
+                None => net.forward(true),
+            };
             if !loss.is_finite() {
                 return Err(miette::miette!(
                     help = "lower the learning rate (--lr, or base_lr in the solver), or check the input scale; the snapshots written so far stay valid",
@@ -439,17 +627,25 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                     state.iter + 1
                 ));
             }
-            net.backward();
-            rate = cfg.learning_rate(state.iter, max_iter);
-            apply_update(&cfg, &mut state, net.params_mut().map(|(_, _, p)| p), rate);
+            if trainer.is_none() {
+                net.backward();
+                apply_update(&cfg, &mut state, net.params_mut().map(|(_, _, p)| p), rate);
+            }
             loss_sum += loss as f64;
             loss_count += 1;
             images += batch;
             if let Some(b) = &bar {
                 b.set_position(bi + 1);
-                b.set_message(format!("epoch {epoch}/{epochs} loss {:.4}", loss_sum / loss_count as f64));
+                b.set_message(format!(
+                    "epoch {epoch}/{epochs} loss {:.4}",
+                    loss_sum / loss_count as f64
+                ));
             }
             if STOP.load(Ordering::SeqCst) {
+                if let Some(t) = &trainer {
+                    t.write_back(&mut net, &mut state)
+                        .map_err(|e| miette::miette!("{e}"))?;
+                }
                 let mut m = meta.clone();
                 m.insert("loss_sum".into(), loss_sum.to_string());
                 m.insert("loss_count".into(), loss_count.to_string());
@@ -457,13 +653,21 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                 if let Some(b) = &bar {
                     b.finish_and_clear();
                 }
-                eprintln!("interrupted: wrote {}; carry on with `netc train --resume {}`", p.display(), run_dir.display());
+                eprintln!(
+                    "interrupted: wrote {}; carry on with `netc train --resume {}`",
+                    p.display(),
+                    run_dir.display()
+                );
                 interrupted = true;
                 break;
             }
         }
         if interrupted {
             break;
+        }
+        if let Some(t) = &trainer {
+            t.write_back(&mut net, &mut state)
+                .map_err(|e| miette::miette!("{e}"))?;
         }
         let seconds = t0.elapsed().as_secs_f64();
         let (mut vl, mut va, mut v5) = (None, None, None);
@@ -489,7 +693,8 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         record::write_metrics(&run_dir, &records)?;
         record::draw_curves(&run_dir, &title, &records)?;
         let snap_due = epoch == epochs
-            || (cfg.snapshot_interval > 0.0 && epoch as f64 % cfg.snapshot_interval.max(1.0).round() == 0.0);
+            || (cfg.snapshot_interval > 0.0
+                && epoch as f64 % cfg.snapshot_interval.max(1.0).round() == 0.0);
         if snap_due {
             snapshot::save(&run_dir, &net, &state, &meta, epoch)?;
         }
@@ -514,7 +719,12 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
             None => println!("done in {seconds:.1} s; run folder {}", run_dir.display()),
         }
     }
-    Ok(TrainOutcome { run_dir, records, interrupted, seconds })
+    Ok(TrainOutcome {
+        run_dir,
+        records,
+        interrupted,
+        seconds,
+    })
 }
 
 fn print_epoch(r: &EpochRecord) {
@@ -525,7 +735,8 @@ fn print_epoch(r: &EpochRecord) {
         r.train_loss,
         f(r.val_loss, 4),
         f(r.val_accuracy, 2),
-        r.val_top5.map_or(String::new(), |t| format!(" (top-5 {t:.2}%)")),
+        r.val_top5
+            .map_or(String::new(), |t| format!(" (top-5 {t:.2}%)")),
         r.learning_rate,
         r.seconds,
         r.images_per_second
@@ -538,7 +749,9 @@ fn progress_bar(quiet: bool, len: u64) -> Option<indicatif::ProgressBar> {
         return None;
     }
     let b = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} iters, ETA {eta}") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} iters, ETA {eta}")
+    {
         b.set_style(style.progress_chars("=> "));
     }
     Some(b)
@@ -573,23 +786,36 @@ fn write_run_files(
     pre: &Preprocess,
 ) -> miette::Result<()> {
     snapshot::write_atomic(&dir.join("spec.net"), spec.source.text.as_bytes())?;
-    snapshot::write_atomic(&dir.join("solver.yaml"), serde_yaml::to_string(cfg).unwrap_or_default().as_bytes())?;
-    snapshot::write_atomic(&dir.join("labels.txt"), (data.labels.join("\n") + "\n").as_bytes())?;
-    snapshot::write_atomic(&dir.join("preprocess.yaml"), serde_yaml::to_string(pre).unwrap_or_default().as_bytes())?;
+    snapshot::write_atomic(
+        &dir.join("solver.yaml"),
+        serde_yaml::to_string(cfg).unwrap_or_default().as_bytes(),
+    )?;
+    snapshot::write_atomic(
+        &dir.join("labels.txt"),
+        (data.labels.join("\n") + "\n").as_bytes(),
+    )?;
+    snapshot::write_atomic(
+        &dir.join("preprocess.yaml"),
+        serde_yaml::to_string(pre).unwrap_or_default().as_bytes(),
+    )?;
     let _ = data_path;
     Ok(())
 }
 
 pub fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> miette::Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| crate::data::io_err("read", path, e))?;
-    serde_yaml::from_str(&text).map_err(|e| usage(format!("{} is not valid: {e}", path.display()), None))
+    serde_yaml::from_str(&text)
+        .map_err(|e| usage(format!("{} is not valid: {e}", path.display()), None))
 }
 
 /// A snapshot file, or a run folder's newest snapshot.
 pub fn resolve_snapshot(p: &Path) -> miette::Result<PathBuf> {
     if p.is_dir() {
         return snapshot::list(p).pop().map(|(_, _, p)| p).ok_or_else(|| {
-            usage(format!("{} has no snapshot", p.display()), Some("train first, or name a .safetensors file".into()))
+            usage(
+                format!("{} has no snapshot", p.display()),
+                Some("train first, or name a .safetensors file".into()),
+            )
         });
     }
     if p.is_file() {

@@ -68,16 +68,23 @@ pub fn read_metrics(dir: &Path) -> Vec<EpochRecord> {
 
 /// The epoch with the best validation accuracy (the first of equals).
 pub fn best(records: &[EpochRecord]) -> Option<&EpochRecord> {
-    records.iter().filter(|r| r.val_accuracy.is_some()).fold(None, |b: Option<&EpochRecord>, r| match b {
-        Some(b) if b.val_accuracy >= r.val_accuracy => Some(b),
-        _ => Some(r),
-    })
+    records
+        .iter()
+        .filter(|r| r.val_accuracy.is_some())
+        .fold(None, |b: Option<&EpochRecord>, r| match b {
+            Some(b) if b.val_accuracy >= r.val_accuracy => Some(b),
+            _ => Some(r),
+        })
 }
 
 fn ensure_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
     });
 }
 
@@ -88,18 +95,23 @@ pub fn draw_curves(dir: &Path, title: &str, records: &[EpochRecord]) -> miette::
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 500)).into_drawing_area();
-        draw(&root, title, records).map_err(|e| miette::miette!("could not draw the curves: {e}"))?;
-        root.present().map_err(|e| miette::miette!("could not draw the curves: {e}"))?;
+        draw(&root, title, records)
+            .map_err(|e| miette::miette!("could not draw the curves: {e}"))?;
+        root.present()
+            .map_err(|e| miette::miette!("could not draw the curves: {e}"))?;
     }
     write_atomic(&svg_path, svg.as_bytes())?;
     let (w, h) = (900u32, 500u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        draw(&root, title, records).map_err(|e| miette::miette!("could not draw the curves: {e}"))?;
-        root.present().map_err(|e| miette::miette!("could not draw the curves: {e}"))?;
+        draw(&root, title, records)
+            .map_err(|e| miette::miette!("could not draw the curves: {e}"))?;
+        root.present()
+            .map_err(|e| miette::miette!("could not draw the curves: {e}"))?;
     }
-    let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| miette::miette!("bad curve buffer"))?;
+    let img =
+        image::RgbImage::from_raw(w, h, buf).ok_or_else(|| miette::miette!("bad curve buffer"))?;
     let mut png = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| miette::miette!("could not encode curves.png: {e}"))?;
@@ -148,7 +160,10 @@ fn draw<DB: DrawingBackend>(
     let red = RGBColor(214, 39, 40);
     let green = RGBColor(44, 160, 44);
     let pts = |f: &dyn Fn(&EpochRecord) -> Option<f64>| -> Vec<(f64, f64)> {
-        records.iter().filter_map(|r| f(r).map(|v| (r.epoch as f64, v))).collect()
+        records
+            .iter()
+            .filter_map(|r| f(r).map(|v| (r.epoch as f64, v)))
+            .collect()
     };
     let train = pts(&|r| Some(r.train_loss));
     let val = pts(&|r| r.val_loss);
@@ -170,17 +185,20 @@ fn draw<DB: DrawingBackend>(
     chart.draw_secondary_series(acc.iter().map(|p| Circle::new(*p, 3, green.filled())))?;
     if let Some(b) = best(records) {
         let (x, y) = (b.epoch as f64, b.val_accuracy.unwrap_or(0.0));
-        chart.draw_secondary_series(std::iter::once(Circle::new((x, y), 7, green.stroke_width(2))))?;
+        chart.draw_secondary_series(std::iter::once(Circle::new(
+            (x, y),
+            7,
+            green.stroke_width(2),
+        )))?;
         chart.draw_secondary_series(std::iter::once(Text::new(
             format!("best {y:.2}% (epoch {})", b.epoch),
             (x, (y - 3.0).max(2.0)),
-            ("sans-serif", 14)
-                .into_font()
-                .color(&BLACK)
-                .pos(plotters::style::text_anchor::Pos::new(
+            ("sans-serif", 14).into_font().color(&BLACK).pos(
+                plotters::style::text_anchor::Pos::new(
                     plotters::style::text_anchor::HPos::Right,
                     plotters::style::text_anchor::VPos::Top,
-                )),
+                ),
+            ),
         )))?;
     }
     chart

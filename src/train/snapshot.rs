@@ -27,13 +27,17 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn serialize(tensors: Vec<(String, Vec<usize>, Vec<u8>)>, meta: HashMap<String, String>) -> miette::Result<Vec<u8>> {
+fn serialize(
+    tensors: Vec<(String, Vec<usize>, Vec<u8>)>,
+    meta: HashMap<String, String>,
+) -> miette::Result<Vec<u8>> {
     let views: Vec<(String, TensorView)> = tensors
         .iter()
         .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)))
         .collect::<Result<_, _>>()
         .map_err(|e| miette::miette!("could not build a snapshot tensor: {e}"))?;
-    safetensors::serialize(views, Some(meta)).map_err(|e| miette::miette!("could not serialize a snapshot: {e}"))
+    safetensors::serialize(views, Some(meta))
+        .map_err(|e| miette::miette!("could not serialize a snapshot: {e}"))
 }
 
 /// A snapshot file's name: epoch and iteration, sortable.
@@ -51,13 +55,22 @@ pub fn save(
 ) -> miette::Result<PathBuf> {
     let weights: Vec<_> = net
         .params()
-        .map(|(l, i, p)| (format!("{l}.{i}"), p.blob.shape.clone(), f32_bytes(&p.blob.data)))
+        .map(|(l, i, p)| {
+            (
+                format!("{l}.{i}"),
+                p.blob.shape.clone(),
+                f32_bytes(&p.blob.data),
+            )
+        })
         .collect();
     let path = dir.join(snapshot_name(epoch, state.iter));
     let mut m = meta.clone();
     m.insert("epoch".into(), epoch.to_string());
     m.insert("iteration".into(), state.iter.to_string());
-    write_atomic(&path.with_extension("state"), &serialize(state_tensors(state), m.clone())?)?;
+    write_atomic(
+        &path.with_extension("state"),
+        &serialize(state_tensors(state), m.clone())?,
+    )?;
     write_atomic(&path, &serialize(weights, m)?)?;
     Ok(path)
 }
@@ -92,12 +105,22 @@ pub fn load(path: &Path) -> miette::Result<Weights> {
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
-            return Err(miette::miette!("{}: tensor {name} is not f32", path.display()));
+            return Err(miette::miette!(
+                "{}: tensor {name} is not f32",
+                path.display()
+            ));
         }
-        let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let data = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         tensors.insert(name, (view.shape().to_vec(), data));
     }
-    Ok(Weights { tensors, meta: header.metadata().clone().unwrap_or_default() })
+    Ok(Weights {
+        tensors,
+        meta: header.metadata().clone().unwrap_or_default(),
+    })
 }
 
 /// What [`apply`] did: layers copied, and those not copied with the reason.
@@ -117,7 +140,10 @@ pub fn apply(w: &Weights, net: &mut Net) -> CopyReport {
                 p.blob.data.copy_from_slice(data);
                 r.copied.push(key);
             }
-            Some((shape, _)) => r.skipped.push((key, format!("shape {:?} in the snapshot, {:?} here", shape, p.blob.shape))),
+            Some((shape, _)) => r.skipped.push((
+                key,
+                format!("shape {:?} in the snapshot, {:?} here", shape, p.blob.shape),
+            )),
             None => r.skipped.push((key, "not in the snapshot".into())),
         }
     }
@@ -125,7 +151,10 @@ pub fn apply(w: &Weights, net: &mut Net) -> CopyReport {
 }
 
 /// Restores the solver state saved beside a snapshot.
-pub fn load_state(snapshot: &Path, state: &mut SolverState) -> miette::Result<HashMap<String, String>> {
+pub fn load_state(
+    snapshot: &Path,
+    state: &mut SolverState,
+) -> miette::Result<HashMap<String, String>> {
     let w = load(&snapshot.with_extension("state"))?;
     for (i, h) in state.history.iter_mut().enumerate() {
         if let Some((_, d)) = w.tensors.get(&format!("history.{i:04}")) {
@@ -141,20 +170,31 @@ pub fn load_state(snapshot: &Path, state: &mut SolverState) -> miette::Result<Ha
             }
         }
     }
-    state.iter = w.meta.get("iteration").and_then(|s| s.parse().ok()).unwrap_or(0);
+    state.iter = w
+        .meta
+        .get("iteration")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     Ok(w.meta)
 }
 
 /// The snapshots in a run folder, oldest first, as (epoch, iteration, path).
 pub fn list(dir: &Path) -> Vec<(usize, u64, PathBuf)> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
-        let Some(rest) = name.strip_prefix("snapshot-e").and_then(|r| r.strip_suffix(".safetensors")) else {
+        let Some(rest) = name
+            .strip_prefix("snapshot-e")
+            .and_then(|r| r.strip_suffix(".safetensors"))
+        else {
             continue;
         };
-        let Some((ep, it)) = rest.split_once("-i") else { continue };
+        let Some((ep, it)) = rest.split_once("-i") else {
+            continue;
+        };
         if let (Ok(ep), Ok(it)) = (ep.parse(), it.parse()) {
             out.push((ep, it, e.path()));
         }

@@ -1,0 +1,178 @@
+//! `netc visualize`: hostile names survive DOT and SVG, every parsing corpus net gives DOT
+//! that Graphviz accepts, and the shipped LeNets draw as snapshotted.
+
+use std::path::{Path, PathBuf};
+
+use netc::analysis::ShapeArgs;
+use netc::commands::visualize::{has_dot, run_dot};
+use netc::dot::{self, RankDir};
+use netc::spec::Source;
+use netc::{front, ir};
+
+fn draw(src: &Source, phase: Option<&str>) -> dot::Drawing {
+    let (spec, diags) = front::load_net(src);
+    let spec = spec.unwrap_or_else(|| panic!("{}", front::render(&diags)));
+    let ctx = ShapeArgs {
+        input: Some([1, 28, 28]),
+        classes: Some(10),
+    }
+    .ctx();
+    let irs: Vec<(&'static str, ir::NetIr)> = match phase {
+        None => ir::check_all(&spec, &ctx).0,
+        Some(p) => vec![(
+            "train",
+            ir::build_partial(&spec, &ir::state_named(p).expect("phase"), &ctx).0,
+        )],
+    };
+    let refs: Vec<_> = irs.iter().map(|(p, n)| (*p, n)).collect();
+    dot::drawing(&spec, &refs)
+}
+
+/// Undoes [`dot::escape`] on a DOT label, as Graphviz reads it.
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some(c) => out.push(c),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.replace("&amp;", "&")
+}
+
+const HOSTILE: &[&str] = &[
+    r#"say "hi""#,
+    r"back\slash",
+    "{braces}",
+    "a:b",
+    "naïve 名前",
+    r"trail\",
+    "<b>&amp;</b>",
+    "a|b",
+];
+
+fn hostile_spec() -> Source {
+    let mut text = String::from(
+        r#"layer { name: "in" type: "Input" top: "x0" input_param { shape { dim: 1 dim: 3 } } }"#,
+    );
+    for (i, name) in HOSTILE.iter().enumerate() {
+        let q = name.replace('\\', r"\\").replace('"', r#"\""#);
+        text += &format!(
+            "\nlayer {{ name: \"{q}\" type: \"ReLU\" bottom: \"x{i}\" top: \"x{}\" }}",
+            i + 1
+        );
+    }
+    Source {
+        path: PathBuf::from("hostile.net"),
+        text: text.into(),
+    }
+}
+
+#[test]
+fn hostile_names_round_trip_through_dot_and_svg() {
+    let d = draw(&hostile_spec(), Some("train"));
+    let text = dot::to_dot(&d, RankDir::Lr);
+    for name in HOSTILE {
+        // Each node label's first line reads back as the name.
+        let found = text
+            .lines()
+            .filter_map(|l| l.split_once("[label=\""))
+            .map(|(_, rest)| {
+                let end = rest.find("\\n").unwrap_or(rest.len());
+                unescape(&rest[..end])
+            });
+        assert!(
+            found.clone().any(|n| n == *name),
+            "{name} not found in\n{text}"
+        );
+    }
+    let xml = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let svg = dot::to_svg(&d, RankDir::Tb);
+    for name in HOSTILE {
+        assert!(
+            svg.contains(&xml(name)) || svg.contains(&xml(name).replace('"', "&quot;")),
+            "{name} not in the pure-Rust SVG"
+        );
+    }
+    if !has_dot() {
+        eprintln!("skipping the Graphviz half: `dot` is not installed");
+        return;
+    }
+    let svg = String::from_utf8(run_dot(&text, "svg").expect("dot accepts the escaped DOT"))
+        .expect("utf-8");
+    for name in HOSTILE {
+        let n = xml(name);
+        assert!(
+            svg.contains(&n) || svg.contains(&n.replace('"', "&quot;")),
+            "{name} not shown as written by dot"
+        );
+    }
+}
+
+#[test]
+fn in_place_layers_hang_off_their_producer_without_a_cycle() {
+    let src = Source {
+        path: PathBuf::from("t.net"),
+        text:
+            r#"layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 } } }
+layer { name: "r" type: "ReLU" bottom: "x" top: "x" }
+layer { name: "s" type: "Softmax" bottom: "x" top: "p" }"#
+                .into(),
+    };
+    let d = draw(&src, Some("deploy"));
+    let pairs: Vec<(usize, usize)> = d.edges.iter().map(|e| (e.from, e.to)).collect();
+    assert_eq!(pairs, [(0, 1), (1, 2), (2, 3)]);
+    assert_eq!(d.nodes[1].lines, ["r", "ReLU", "(in place)"]);
+}
+
+fn corpus() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/prototxt");
+    if dir.join("MANIFEST.tsv").exists() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: ../shared/corpus/prototxt is absent");
+        None
+    }
+}
+
+#[test]
+fn graphviz_accepts_every_parsing_corpus_net() {
+    let Some(dir) = corpus() else { return };
+    if !has_dot() {
+        eprintln!("skipping: `dot` is not installed (.ci/run installs Graphviz)");
+        return;
+    }
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("manifest");
+    let files: Vec<String> = manifest
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|c| c.len() >= 8 && c[5] == "net")
+        .map(|c| c[0].to_string())
+        .collect();
+    use rayon::prelude::*;
+    let drawn: usize = files
+        .par_iter()
+        .map(|f| {
+            let src = front::read_source(&dir.join(f)).expect("readable");
+            if front::load_net(&src).0.is_none() {
+                return 0;
+            }
+            let text = dot::to_dot(&draw(&src, None), RankDir::Tb);
+            run_dot(&text, "svg").unwrap_or_else(|e| panic!("{f}: {e}"));
+            1
+        })
+        .sum();
+    eprintln!("dot drew {drawn} corpus nets");
+    assert!(drawn >= 88, "{drawn}");
+}
