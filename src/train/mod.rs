@@ -242,7 +242,8 @@ pub fn validate(
 }
 
 /// The solver a spec trains with: `--solver`, else `<spec stem>.solver.yaml` beside the
-/// spec, else `solver.yaml` there, else Caffe's defaults.
+/// spec, else `<stem up to the first '-'>.solver.yaml` there (so `lenet-custom.net` uses
+/// `lenet.solver.yaml`), else `solver.yaml` there, else Caffe's defaults.
 pub fn find_solver(
     spec_path: &Path,
     given: Option<&Path>,
@@ -255,8 +256,11 @@ pub fn find_solver(
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("net");
+    // A variant `lenet-custom.net` trains with its family's `lenet.solver.yaml`.
+    let family = stem.split('-').next().unwrap_or(stem);
     for cand in [
         dir.join(format!("{stem}.solver.yaml")),
+        dir.join(format!("{family}.solver.yaml")),
         dir.join("solver.yaml"),
     ] {
         if cand.is_file() {
