@@ -544,12 +544,17 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     )?;
     if !opts.quiet {
         eprintln!(
-            "training {} on {} ({} train, {} val images, {} classes) for {epochs} epochs of {ipe} iterations (batch {batch}), {} parameters; run folder {}",
+            "training {} on {} ({} train, {} val images, {} classes) for {} (batch {batch}), {} parameters; run folder {}",
             spec.name.as_deref().unwrap_or("net"),
             data_path.display(),
             n,
             info.val_images,
             info.classes,
+            if max_iter % ipe == 0 {
+                format!("{epochs} epochs of {ipe} iterations")
+            } else {
+                format!("{max_iter} iterations ({:.2} epochs of {ipe})", max_iter as f64 / ipe as f64)
+            },
             info.parameters,
             run_dir.display()
         );
