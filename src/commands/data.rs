@@ -98,7 +98,7 @@ pub struct ExportArgs {
 pub struct ShowArgs {
     /// A dataset (netc dataset folder, MNIST IDX folder or class folders).
     pub dataset: PathBuf,
-    /// Where to write mean.png and the sample grids (default: `DATASET-show/` beside it).
+    /// Where to write mean.png and the sample grids (default: `<dataset name>-show/` in the current folder).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Sample images per class in the grids.
@@ -231,17 +231,13 @@ fn run_export(a: ExportArgs) -> CmdResult {
 }
 
 fn default_show_dir(dataset: &Path) -> PathBuf {
+    // In the current folder, never beside the dataset (which may be shared or read-only).
     let name = dataset
         .canonicalize()
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "dataset".into());
-    let parent = dataset
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .unwrap_or_default();
-    parent.join(format!("{name}-show"))
+    PathBuf::from(format!("{name}-show"))
 }
 
 fn run_show(a: ShowArgs) -> CmdResult {

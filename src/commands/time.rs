@@ -39,6 +39,9 @@ struct LayerTime {
 }
 
 pub fn run(a: Args) -> CmdResult {
+    if a.batch_size == Some(0) {
+        return Err(super::usage("--batch-size must be at least 1", None));
+    }
     let spec = load_spec(&a.spec)?;
     let data = crate::data::open(&dataset_path(&spec, &a.spec, a.data.as_deref())?)?;
     let ctx = ShapeCtx {

@@ -369,6 +369,12 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
             None,
         ));
     }
+    if let Some(b) = cfg.batch_size.filter(|&b| b > data.train.len()) {
+        return Err(usage(
+            format!("the batch size {b} is larger than the {} training images of {}", data.train.len(), data_path.display()),
+            Some("use a smaller --batch-size".into()),
+        ));
+    }
     let chw = [data.channels, data.height, data.width];
     let ctx = ShapeCtx {
         batch: cfg.batch_size,
@@ -415,6 +421,12 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
 
     let batch = net.batch();
     let n = data.train.len();
+    if batch > n {
+        return Err(usage(
+            format!("the batch size {batch} is larger than the {n} training images of {}", data_path.display()),
+            Some("use a smaller --batch-size (or data_param.batch_size)".into()),
+        ));
+    }
     let ipe = n.div_ceil(batch) as u64;
     let max_iter = match (cfg.epochs, cfg.max_iter) {
         (Some(e), _) => (e * ipe as f64).round().max(1.0) as u64,
