@@ -38,6 +38,7 @@ struct LayerTime {
     backward_ms: f64,
 }
 
+#[allow(clippy::needless_range_loop)] // fwd[i] and bwd[i] are per step, in step order
 pub fn run(a: Args) -> CmdResult {
     if a.batch_size == Some(0) {
         return Err(super::usage("--batch-size must be at least 1", None));

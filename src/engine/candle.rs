@@ -292,8 +292,7 @@ impl CandleTrainer {
     /// Copies the learned blobs and the solver history back into the engine's net and
     /// state (for validation on the engine and for snapshots).
     pub fn write_back(&self, net: &mut Net, state: &mut SolverState) -> Result<(), LowerError> {
-        let mut k = 0;
-        for (layer, i, p) in net.params_mut() {
+        for (k, (layer, i, p)) in net.params_mut().enumerate() {
             let v = &self
                 .net
                 .params
@@ -304,7 +303,6 @@ impl CandleTrainer {
             if let (Some(h), Some(dst)) = (self.history.get(k), state.history.get_mut(k)) {
                 dst.copy_from_slice(&values(h).map_err(|x| err(layer, x))?);
             }
-            k += 1;
         }
         Ok(())
     }

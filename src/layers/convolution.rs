@@ -52,7 +52,7 @@ impl Convolution {
                 .help("add kernel_size: 3 (or kernel_h and kernel_w)")
         })?;
         let group = positive(p, "group")?.unwrap_or(1);
-        if num_output % group != 0 {
+        if !num_output.is_multiple_of(group) {
             return Err(LayerError::new(format!(
                 "num_output {num_output} is not a multiple of group {group}"
             ))
@@ -86,7 +86,7 @@ impl Convolution {
         }
         let w = &self.window;
         let channels = bottom[1];
-        if channels % self.group != 0 {
+        if !channels.is_multiple_of(self.group) {
             return Err(LayerError::new(format!(
                 "{channels} input channels are not a multiple of group {}",
                 self.group
@@ -505,6 +505,7 @@ mod tests {
     use super::*;
     use crate::engine::gradcheck::check_op;
 
+    #[allow(clippy::too_many_arguments)]
     fn op(
         c: usize,
         h: usize,

@@ -65,7 +65,7 @@ impl Filler {
             }
             "gaussian" => {
                 let std = g("std", 1.0);
-                if !(std >= 0.0) {
+                if std.is_nan() || std < 0.0 {
                     return Err(
                         LayerError::new("gaussian filler needs std >= 0").at(span_of(f, "std"))
                     );

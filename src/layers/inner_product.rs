@@ -284,9 +284,12 @@ mod tests {
         };
         let b = vec![64, 50, 4, 4];
         let ctx = ShapeCtx::default();
-        assert_eq!(ip.shapes(&[b.clone()], &ctx).unwrap(), vec![vec![64, 500]]);
         assert_eq!(
-            ip.param_shapes(&[b.clone()], &ctx),
+            ip.shapes(std::slice::from_ref(&b), &ctx).unwrap(),
+            vec![vec![64, 500]]
+        );
+        assert_eq!(
+            ip.param_shapes(std::slice::from_ref(&b), &ctx),
             vec![vec![500, 800], vec![500]]
         );
         assert_eq!(ip.macs(&[b], &[vec![64, 500]]), 400_000);

@@ -327,10 +327,13 @@ impl PoolGeom {
 /// Output values handled per thread task (small planes are grouped).
 const TASK: usize = 1 << 14;
 
+/// Row ranges per output row, column ranges per output column, AVE divisors.
+type WindowTable = (Vec<(usize, usize)>, Vec<(usize, usize)>, Vec<f32>);
+
 impl PoolOp {
     /// Row ranges per output row, column ranges per output column, and the AVE divisor
     /// per output position, computed once per call instead of per output.
-    fn table(&self) -> (Vec<(usize, usize)>, Vec<(usize, usize)>, Vec<f32>) {
+    fn table(&self) -> WindowTable {
         let g = self.geom;
         let rows: Vec<_> = (0..g.out_h)
             .map(|y| {
@@ -354,6 +357,7 @@ impl PoolOp {
     }
 }
 
+#[allow(clippy::needless_range_loop)] // the max loop keeps the column index for argmax
 impl Op for PoolOp {
     fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
         let g = self.geom;
