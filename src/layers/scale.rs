@@ -147,12 +147,7 @@ impl Layer for Scale {
                 decay_mult,
             });
         }
-        Ok(Box::new(ScaleOp {
-            outer,
-            dim,
-            inner,
-            params,
-        }))
+        Ok(Box::new(ScaleOp { dim, inner, params }))
     }
 }
 
