@@ -200,42 +200,21 @@ impl ShapeArgs {
         }
     }
 
-    /// The context for `spec`: the flags, else the image size and class count of the
-    /// first netc dataset (`info.yaml`) a Data layer's `data_param.source` names,
-    /// relative to the spec file.
+    /// [`ShapeArgs::ctx`], with what is not given read from the dataset the spec's Data
+    /// layer names (as Caffe's Data layer reads its first datum), when it can be opened.
     pub fn ctx_for(&self, spec: &NetSpec) -> ShapeCtx {
         let mut ctx = self.ctx();
-        if ctx.data_chw.is_some() && ctx.num_classes.is_some() {
-            return ctx;
-        }
-        let base = spec
-            .source
-            .path
-            .parent()
-            .unwrap_or(std::path::Path::new("."));
-        let found = spec
-            .layers
-            .iter()
-            .filter(|l| l.ty == "Data")
-            .filter_map(|l| l.msg.msg("data_param").and_then(|d| d.str("source")))
-            .find_map(|src| dataset_info(&base.join(src)));
-        if let Some((chw, classes)) = found {
-            ctx.data_chw = ctx.data_chw.or(Some(chw));
-            ctx.num_classes = ctx.num_classes.or(classes);
+        if ctx.data_chw.is_none() || ctx.num_classes.is_none() {
+            if let Some((chw, classes)) = crate::train::dataset_path(spec, &spec.source.path, None)
+                .ok()
+                .and_then(|p| crate::data::peek(&p))
+            {
+                ctx.data_chw = ctx.data_chw.or(Some(chw));
+                ctx.num_classes = ctx.num_classes.or(Some(classes));
+            }
         }
         ctx
     }
-}
-
-/// C×H×W and class count from a netc dataset's `info.yaml`, without reading its images.
-pub fn dataset_info(dir: &std::path::Path) -> Option<([usize; 3], Option<usize>)> {
-    let text = std::fs::read_to_string(dir.join("info.yaml")).ok()?;
-    let v: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
-    let get = |k: &str| v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
-    Some((
-        [get("channels")?, get("height")?, get("width")?],
-        get("classes"),
-    ))
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -55,13 +55,15 @@ pub fn load_net(src: &Source) -> (Option<NetSpec>, Vec<Diagnostic>) {
     )
 }
 
-/// Parses and schema-checks a Caffe solver file (`SolverParameter`).
+/// Parses and schema-checks a Caffe solver file (`SolverParameter`), and rewrites the
+/// deprecated `solver_type` enum to `type`, as Caffe does.
 pub fn load_solver(src: &Source) -> (Option<Message>, Vec<Diagnostic>) {
     let (root, mut diags) = syntax::parse(src);
     let Some(mut root) = root else {
         return (None, diags);
     };
     diags.extend(schema::check(src, &mut root, schema::SOLVER));
+    diags.extend(upgrade::upgrade_solver(src, &mut root));
     (Some(root), diags)
 }
 

@@ -4,6 +4,13 @@ use clap::Parser;
 use netc::commands::{self, Cli, Command};
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, which turns `netc ... | head` into a panic on the next print;
+    // a command-line tool should just stop, as cat or grep do.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's action to the default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(a) => commands::check::run(a),

@@ -296,25 +296,39 @@ fn check_message(src: &Source, msg: &mut Message, def: &MessageDef, diags: &mut 
                         ),
                     ));
                 }
-                Some(_) => {
-                    diags.push(err(
-                        src,
-                        "netc::field_set_twice",
-                        format!(
-                            "field `{}` is not repeated, so it cannot take a list",
-                            field.name
-                        ),
-                        vec![(field.value_span.clone(), "a list".into())],
-                        Some("give one value".into()),
-                    ));
-                }
+                // Later items of a `[a, b]` list, reported with the first.
+                Some(_) => {}
                 None => {
                     first_seen.insert(field.name.clone(), field.name_span.clone());
+                    if written_as_list(src, field) {
+                        diags.push(err(
+                            src,
+                            "netc::not_repeated",
+                            format!(
+                                "field `{}` is not repeated, so it cannot take a list",
+                                field.name
+                            ),
+                            vec![(field.value_span.clone(), "a list item".into())],
+                            Some(format!("write `{}: value` without brackets", field.name)),
+                        ));
+                    }
                 }
             }
         }
         check_value(src, field, fdef, schema, diags);
     }
+}
+
+/// Whether the field was written `name: [ ... ]` (the text between its name and value,
+/// comments aside, holds a `[`).
+fn written_as_list(src: &Source, field: &Field) -> bool {
+    let between = src
+        .text
+        .get(field.name_span.end..field.value_span.start)
+        .unwrap_or("");
+    between
+        .lines()
+        .any(|l| l.split('#').next().unwrap_or("").contains('['))
 }
 
 fn wrong(src: &Source, field: &Field, expected: String, help: Option<String>) -> Diagnostic {
@@ -555,6 +569,29 @@ mod tests {
             panic!("V1 type is not an enum")
         };
         assert_eq!(s.enums[e].by_number(4), Some("CONVOLUTION"));
+    }
+
+    #[test]
+    fn lists_only_for_repeated_fields() {
+        let check_text = |t: &str| {
+            let src = Source {
+                path: "t".into(),
+                text: t.into(),
+            };
+            let (root, _) = crate::syntax::parse(&src);
+            let mut root = root.unwrap_or_default();
+            check(&src, &mut root, NET)
+                .into_iter()
+                .map(|d| d.code)
+                .collect::<Vec<_>>()
+        };
+        assert!(check_text("input: ['a', 'b'] layer: [{ name: 'x' }, { name: 'y' }]").is_empty());
+        assert_eq!(check_text("name: ['a']"), ["netc::not_repeated"]);
+        assert_eq!(check_text("name: ['a', 'b']"), ["netc::not_repeated"]);
+        assert_eq!(
+            check_text("name: 'a' # [\n name: 'b'"),
+            ["netc::field_set_twice"]
+        );
     }
 
     #[test]

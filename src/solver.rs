@@ -186,6 +186,9 @@ impl SolverConfig {
         if !(0.0..1.0).contains(&self.momentum) && self.solver_type != SolverType::AdaDelta {
             return bad(format!("momentum must be in [0, 1), not {}", self.momentum));
         }
+        if self.batch_size == Some(0) {
+            return bad("batch_size must be at least 1".into());
+        }
         if self.weight_decay < 0.0 {
             return bad("weight_decay must not be negative".into());
         }

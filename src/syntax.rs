@@ -220,6 +220,14 @@ pub fn parse_number(tok: &str) -> Result<Value, (String, Option<String>)> {
         };
     }
     let is_float = tok.contains(['.', 'e', 'E', 'f', 'F']);
+    let leading_zero = tok.len() > 1 && tok.starts_with('0') && tok.as_bytes()[1].is_ascii_digit();
+    if is_float && leading_zero {
+        // protobuf's tokenizer reads `01.5` as octal `01` and then fails at the dot.
+        return Err((
+            format!("`{tok}` starts with a leading zero but is not an octal integer"),
+            Some(format!("write `{}`", tok.trim_start_matches('0'))),
+        ));
+    }
     if is_float {
         let t = tok.trim_end_matches(['f', 'F']);
         return t
@@ -477,8 +485,7 @@ fn syntax_error(src: &Source, e: &pest::error::Error<Rule>) -> Diagnostic {
     });
     let found_text = &text[span.clone()];
     let (message, help) = if (found_text == "}" || found_text == ">")
-        && unclosed.is_empty()
-        && !expected.contains(&"`}`")
+        && scan_brackets(&text[..pos]).0.is_empty()
     {
         (
             format!("unexpected {found}: there is no open bracket to close"),
@@ -648,6 +655,11 @@ mod tests {
         assert_eq!(value("-inf").as_float(), Some(f64::NEG_INFINITY));
         assert!(value("nan").as_float().is_some_and(f64::is_nan));
         assert_eq!(fails("x: 1e").code, "netc::syntax");
+        assert_eq!(fails("x: 01.5").code, "netc::bad_number");
+        assert_eq!(value("0.5"), Value::Float(0.5));
+        assert_eq!(value("0f"), Value::Float(0.0));
+        assert_eq!(fails("x: 1.5e").code, "netc::syntax");
+        assert_eq!(fails("x: 0x1.5").code, "netc::syntax");
     }
 
     #[test]
@@ -721,6 +733,14 @@ mod tests {
         assert!(fails("a 1").message.contains("expected"));
         assert_eq!(fails("a: {").code, "netc::unclosed_brace");
         assert_eq!(fails("a { b: 1 >").code, "netc::syntax");
+        assert_eq!(fails("a: 1;; b: 2").code, "netc::syntax");
+        assert_eq!(fails("a: 1 2").code, "netc::syntax");
+        assert_eq!(fails("a: -\"s\"").code, "netc::syntax");
+        assert_eq!(fails("a: - - 1").code, "netc::syntax");
+        assert_eq!(fails("a: +1").code, "netc::syntax");
+        assert_eq!(fails("1a: 1").code, "netc::syntax");
+        assert_eq!(fails("a: \"\\x\"").code, "netc::syntax");
+        assert_eq!(fails("a: 1\0").code, "netc::syntax");
         assert_eq!(fails(&"a {".repeat(200)).code, "netc::too_deep");
     }
 

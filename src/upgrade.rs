@@ -789,6 +789,53 @@ fn upgrade_batch_norm(cx: &mut Ctx, net: &mut Message) {
     }
 }
 
+/// Caffe's `UpgradeSolverAsNeeded`: the deprecated `solver_type: NESTEROV` enum becomes
+/// `type: "Nesterov"`; giving both is an error.
+pub fn upgrade_solver(src: &Source, root: &mut Message) -> Vec<Diagnostic> {
+    let mut cx = Ctx {
+        src,
+        diags: Vec::new(),
+    };
+    let Some(i) = root.fields.iter().position(|f| f.name == "solver_type") else {
+        return cx.diags;
+    };
+    let f = root.fields[i].clone();
+    if let Some(t) = root.get("type") {
+        cx.diags.push(Diagnostic {
+            severity: Severity::Error,
+            code: "netc::solver_type",
+            message: "the deprecated `solver_type` and its replacement `type` are both given"
+                .into(),
+            labels: vec![
+                (f.name_span.clone(), "old field".into()),
+                (t.name_span.clone(), "new field".into()),
+            ],
+            help: Some("keep only `type`".into()),
+            source: Some(src.clone()),
+        });
+        return cx.diags;
+    }
+    let new = match f.value.as_ident() {
+        Some("SGD") => "SGD",
+        Some("NESTEROV") => "Nesterov",
+        Some("ADAGRAD") => "AdaGrad",
+        Some("RMSPROP") => "RMSProp",
+        Some("ADADELTA") => "AdaDelta",
+        Some("ADAM") => "Adam",
+        _ => return cx.diags,
+    };
+    cx.push(
+        Severity::Warning,
+        "netc::old_format",
+        "`solver_type` is deprecated in Caffe".into(),
+        f.name_span.clone(),
+        "deprecated",
+        Some(format!("write `type: \"{new}\"` instead")),
+    );
+    root.fields[i] = field("type", f.name_span, Value::Str(new.into()), f.value_span);
+    cx.diags
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -902,6 +949,29 @@ mod tests {
             .map(|p| p.float("lr_mult"))
             .collect::<Vec<_>>();
         assert_eq!(p, [Some(0.0); 3]);
+    }
+
+    #[test]
+    fn solver_type_enum() {
+        let src = Source {
+            path: PathBuf::from("s"),
+            text: "base_lr: 0.1 solver_type: 1".into(),
+        };
+        let (root, _) = crate::syntax::parse(&src);
+        let mut root = root.unwrap_or_default();
+        crate::schema::check(&src, &mut root, crate::schema::SOLVER);
+        let d = upgrade_solver(&src, &mut root);
+        assert_eq!(d.len(), 1);
+        assert_eq!(root.str("type"), Some("Nesterov"));
+        assert!(!root.has("solver_type"));
+        let src = Source {
+            path: PathBuf::from("s"),
+            text: "type: 'Adam' solver_type: ADAM".into(),
+        };
+        let (root, _) = crate::syntax::parse(&src);
+        let mut root = root.unwrap_or_default();
+        let d = upgrade_solver(&src, &mut root);
+        assert_eq!(d[0].severity, Severity::Error);
     }
 
     #[test]

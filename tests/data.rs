@@ -905,19 +905,23 @@ fn cli_create_show_export() {
         "--size",
         "4x3",
         "--force",
+        "--resize",
+        "half_crop",
     ]);
     assert_eq!(code, 0, "{err}");
 
     let shown = dir.path().join("shown");
     let (code, out, err) = netc(&["data", "show", s(&ds), "--out", s(&shown), "--samples", "3"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("3 classes"), "{out}");
+    assert!(
+        out.contains("3 classes, 4x3 pixels, 1 channel, resize half_crop"),
+        "{out}"
+    );
     assert_eq!(total_line(&out), vec!["total", "18", "6"], "{out}");
     let grid = image::open(shown.join("samples-train.png")).unwrap();
-    assert_eq!(
-        (grid.width(), grid.height()),
-        (3 * (3 + 2) + 2, 3 * (4 + 2) + 2)
-    );
+    // Three rows of 4-pixel tiles; three columns of 3-pixel tiles after the names' margin.
+    assert_eq!(grid.height(), 3 * (4 + 2) + 2);
+    assert!(grid.width() > 3 * (3 + 2) + 2, "{}", grid.width());
     let mean = image::open(shown.join("mean.png")).unwrap();
     assert_eq!((mean.width(), mean.height()), (3, 4));
     assert!(shown.join("samples-val.png").is_file());
@@ -1024,4 +1028,73 @@ fn separate_validation_source() {
     make_folders(&va, &[("zebra", 2)]);
     let msg = format!("{}", create::build(&o).unwrap_err());
     assert!(msg.contains("zebra"), "{msg}");
+}
+
+#[test]
+fn a_netc_dataset_is_a_source_too() {
+    let dir = tempfile::tempdir().unwrap();
+    make_idx(dir.path(), &[4, 5], Some(2));
+    let ds_path = dir.path().join("ds");
+    let (ds, _) = create::create(&opts(dir.path()), &ds_path, Encoding::Raw, false).unwrap();
+    // Same size: the same images (in a new order), and its own val split is kept.
+    let (same, _) = create::build(&Options {
+        src: ds_path.clone(),
+        ..opts(dir.path())
+    })
+    .unwrap();
+    assert_eq!(content(&same.train), content(&ds.train));
+    assert_eq!(
+        content(same.val.as_ref().unwrap()),
+        content(ds.val.as_ref().unwrap())
+    );
+    assert_eq!(
+        same.info.get("source_kind").and_then(|v| v.as_str()),
+        Some("netc-dataset")
+    );
+    // Grey → RGB repeats each plane; resizing works from memory as from files.
+    let o = Options {
+        src: ds_path,
+        channels: 3,
+        height: 8,
+        width: 6,
+        augment: vec![Augment::Invert],
+        ..Options::default()
+    };
+    let (rgb, _) = create::build(&o).unwrap();
+    assert_eq!((rgb.channels, rgb.height, rgb.width), (3, 8, 6));
+    assert_eq!(rgb.train.len(), 18);
+    let img = rgb.train.image(0);
+    assert_eq!(img.len(), 3 * 48);
+    assert_eq!(&img[..48], &img[48..96]);
+    assert_eq!(&img[..48], &img[96..]);
+}
+
+#[test]
+fn force_replaces_only_datasets_and_idx_folders_open_with_t10k_as_val() {
+    let dir = tempfile::tempdir().unwrap();
+    make_idx(dir.path(), &[3, 4], Some(2));
+    let precious = dir.path().join("precious");
+    std::fs::create_dir(&precious).unwrap();
+    std::fs::write(precious.join("thesis.txt"), b"keep me").unwrap();
+    let msg = format!(
+        "{}",
+        create::create(&opts(dir.path()), &precious, Encoding::Raw, true).unwrap_err()
+    );
+    assert!(msg.contains("not a netc dataset"), "{msg}");
+    assert_eq!(
+        std::fs::read(precious.join("thesis.txt")).unwrap(),
+        b"keep me"
+    );
+    // The IDX folder itself: train-* for training, t10k-* for validation, labels 0..=max.
+    let ds = data::open(dir.path()).unwrap();
+    assert_eq!(ds.labels, vec!["0", "1"]);
+    assert_eq!(ds.train.counts(2), vec![3, 4]);
+    assert_eq!(ds.val.as_ref().unwrap().counts(2), vec![2, 2]);
+    assert_eq!(
+        ds.val.as_ref().unwrap().sources[1],
+        "t10k-images-idx3-ubyte#1"
+    );
+    // A single IDX file given as the path opens its folder.
+    let again = data::open(&dir.path().join("train-labels-idx1-ubyte")).unwrap();
+    assert_eq!(again.train, ds.train);
 }

@@ -119,3 +119,44 @@ fn missing_file_is_a_usage_error() {
     assert_eq!(netc::commands::exit_code_of(&err), 2);
     assert!(err.to_string().contains("/nonexistent/x.prototxt"));
 }
+
+#[test]
+fn crlf_and_bom() {
+    let text = "\u{FEFF}name: 'n'\r\nlayer {\r\n  name: 'a'\r\n  type: 'Input'\r\n}\r\n";
+    let (net, diags) = front::load_net(&source(text));
+    assert_eq!(diags.len(), 1);
+    assert_eq!(diags[0].code, "netc::byte_order_mark");
+    let Some(net) = net else { panic!("no net") };
+    assert_eq!(front::line_col(text, net.layers[0].name_span.start), (3, 9));
+    assert_eq!(front::line_col(text, net.layers[0].type_span.start), (4, 9));
+}
+
+#[test]
+fn enum_numbers_become_names() {
+    let text = "layer { name: 'p' type: 'Pooling' include { phase: 1 } pooling_param { pool: 1 } }";
+    let (net, diags) = front::load_net(&source(text));
+    assert!(diags.is_empty(), "{}", front::render(&diags));
+    let Some(net) = net else { panic!("no net") };
+    assert_eq!(net.layers[0].include[0].phase, Some(Phase::Test));
+    assert_eq!(
+        net.layers[0]
+            .msg
+            .msg("pooling_param")
+            .and_then(|p| p.ident("pool")),
+        Some("AVE")
+    );
+}
+
+#[test]
+fn solver_is_checked_against_solver_parameter() {
+    let text = "net: 'train_val.prototxt'\nbase_lr: 0.01\nmomentum: .9\nsolver_mode: 0\nlr_policy: \"step\" stepsize: 0x10\n";
+    let (solver, diags) = front::load_solver(&source(text));
+    assert!(diags.is_empty(), "{}", front::render(&diags));
+    let Some(s) = solver else { panic!("no solver") };
+    assert_eq!(s.ident("solver_mode"), Some("CPU"));
+    assert_eq!(s.float("momentum"), Some(0.9));
+    assert_eq!(s.int("stepsize"), Some(16));
+    let (_, diags) = front::load_solver(&source("base_lr: 0.01\nnum_output: 3\n"));
+    assert_eq!(diags.len(), 1);
+    assert_eq!(diags[0].code, "netc::unknown_field");
+}

@@ -249,3 +249,27 @@ fn netc_time_reports_every_layer() {
     assert!(v["images_per_second"].as_f64().unwrap() > 0.0);
     assert_eq!(v["batch_size"], 64);
 }
+
+#[test]
+fn the_candle_path_trains_like_the_engine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_dataset(tmp.path());
+    let native = train(&opts(&data, &tmp.path().join("native"), 1.0)).unwrap();
+    let mut o = opts(&data, &tmp.path().join("candle"), 1.0);
+    o.candle = true;
+    o.device = "cpu".into();
+    let candle = train(&o).unwrap();
+    let (a, b) = (&native.records[0], &candle.records[0]);
+    // Same data, same initial weights, same solver: the same trajectory up to rounding.
+    assert!(
+        (a.train_loss - b.train_loss).abs() < 1e-3 * a.train_loss.max(1.0),
+        "{} vs {}",
+        a.train_loss,
+        b.train_loss
+    );
+    let (va, vb) = (a.val_accuracy.unwrap(), b.val_accuracy.unwrap());
+    assert!((va - vb).abs() <= 1.0, "{va} vs {vb}");
+    // Its snapshots are the engine's format.
+    let w = snapshot::load(&snapshot::list(&tmp.path().join("candle")).pop().unwrap().2).unwrap();
+    assert_eq!(w.tensors["conv2.0"].0, vec![50, 20, 5, 5]);
+}

@@ -1,7 +1,8 @@
-//! `netc classify RUN --bench`: single-image latency (one image per forward pass, as a
-//! service answering one request would) and list throughput (images per second through
-//! `classify_all`'s batched path), each end to end (read, decode, fit, preprocess,
-//! forward) and for the forward pass alone.
+//! `netc classify RUN --bench`: single-image latency (one image per request, as
+//! `netc classify RUN IMAGE` runs it: a forward pass of the classification batch, padded)
+//! and list throughput (images per second through `classify_all`'s batched path), each end
+//! to end (read, decode, fit, preprocess, forward) and for the forward pass alone; plus the
+//! forward pass of a batch-1 net, the floor for one image.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -40,11 +41,14 @@ pub struct BenchReport {
     /// Distinct images cycled through.
     pub images: usize,
     pub threads: usize,
-    /// Read + decode + fit + preprocess + forward, batch 1.
-    pub latency: Latency,
-    /// The forward pass alone, batch 1.
-    pub forward_latency: Latency,
+    /// Images per forward pass.
     pub batch: usize,
+    /// One image: read + decode + fit + preprocess + forward (padded to `batch`).
+    pub latency: Latency,
+    /// One image: the forward pass alone (padded to `batch`).
+    pub forward_latency: Latency,
+    /// One image through a net of batch 1, forward pass alone.
+    pub forward_latency_batch1: Latency,
     /// Images classified in the throughput runs.
     pub list_images: usize,
     /// End to end through the list path (parallel decoding, batched forward).
@@ -67,7 +71,8 @@ pub fn run(
             Some("give image files after the run, or --list FILE".into()),
         ));
     }
-    let mut one = Model::open(run, epoch, 1)?;
+    let mut one = Model::open(run, epoch, batch)?;
+    let mut single = Model::open(run, epoch, 1)?;
     let decoded = entries
         .iter()
         .map(|e| crate::data::image::decode(&e.path))
@@ -97,7 +102,10 @@ pub fn run(
     let fwd = timed(&mut |i| {
         std::hint::black_box(one.classify(&[&inputs[i % inputs.len()]]));
     });
-    let mut many = Model::open(run, epoch, batch)?;
+    let fwd1 = timed(&mut |i| {
+        std::hint::black_box(single.classify(&[&inputs[i % inputs.len()]]));
+    });
+    let many = &mut one;
     let per_pass = batch.max(1) * 16;
     let list: Vec<Entry> = entries
         .iter()
@@ -116,7 +124,7 @@ pub fn run(
         }
         (passes * list.len()) as f64 / start.elapsed().as_secs_f64()
     };
-    let models = std::slice::from_mut(&mut many);
+    let models = std::slice::from_mut(many);
     let ips = throughput(&mut || {
         std::hint::black_box(classify_all(models, &list, 5));
     });
@@ -124,12 +132,13 @@ pub fn run(
         std::hint::black_box(models[0].classify(&many_inputs));
     });
     Ok(BenchReport {
-        model: one.info.clone(),
+        model: models[0].info.clone(),
         images: entries.len(),
         threads: rayon::current_num_threads(),
+        batch: models[0].batch(),
         latency: latency(e2e),
         forward_latency: latency(fwd),
-        batch: many.batch(),
+        forward_latency_batch1: latency(fwd1),
         list_images: list.len(),
         images_per_second: ips,
         forward_images_per_second: fips,
@@ -146,15 +155,19 @@ pub fn render(r: &BenchReport) -> String {
     };
     format!(
         "{} ({} threads, {} distinct images)\n\
-         single image, end to end (decode + preprocess + forward): {}\n\
-         single image, forward only:                               {}\n\
+         one image, end to end (decode + preprocess + forward, batch {}): {}\n\
+         one image, forward only (batch {}):                               {}\n\
+         one image, forward only in a batch-1 net:                       {}\n\
          list of {} images, batch {}, end to end: {:.0} images/s\n\
-         list, forward only:                                {:.0} images/s\n",
+         list, forward only:                        {:.0} images/s\n",
         r.model.name,
         r.threads,
         r.images,
+        r.batch,
         l(&r.latency),
+        r.batch,
         l(&r.forward_latency),
+        l(&r.forward_latency_batch1),
         r.list_images,
         r.batch,
         r.images_per_second,

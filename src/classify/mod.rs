@@ -40,6 +40,8 @@ pub struct Model {
     /// Whether `output` already holds probabilities (a Softmax top); otherwise classify
     /// applies a softmax to it.
     pub output_is_probability: bool,
+    /// The deploy net on a candle device, when classification runs there.
+    pub candle: Option<crate::engine::candle::CandleNet>,
 }
 
 /// Where a model came from, for reports.
@@ -262,7 +264,37 @@ impl Model {
             input,
             output,
             output_is_probability,
+            candle: None,
         })
+    }
+
+    /// Runs the forward passes on `device` (`cpu`, `cuda`, `cuda:N`, `auto`) through the
+    /// candle lowering instead of netc's CPU engine; `cpu` and `auto` without a GPU keep
+    /// the engine.
+    pub fn use_device(&mut self, device: &str) -> miette::Result<()> {
+        let dev = crate::engine::candle::device(device)
+            .map_err(|m| crate::commands::usage(m, Some("classify with --device cpu".into())))?;
+        if dev.is_cpu() {
+            self.candle = None;
+            return Ok(());
+        }
+        let spec = train::load_spec(&Path::new(&self.info.run).join("spec.net"))?;
+        let ctx = ShapeCtx {
+            batch: Some(self.batch()),
+            data_chw: Some([self.pre.channels, self.pre.height, self.pre.width]),
+            num_classes: Some(self.labels.len()),
+        };
+        let (_, ir) = train::build_net_ir(
+            &spec,
+            &NetState::deploy(),
+            &ctx,
+            &mut Rng::seed_from_u64(0),
+            "deploy",
+        )?;
+        let cn = crate::engine::candle::CandleNet::new(ir, &self.net, dev)
+            .map_err(|e| miette::miette!("cannot run the deploy net on {device}: {e}"))?;
+        self.candle = Some(cn);
+        Ok(())
     }
 
     /// Images per forward pass.
@@ -285,9 +317,11 @@ impl Model {
         prepare_u8(&self.pre, chw)
     }
 
-    /// Probabilities for prepared inputs, `batch()` at a time (the last batch padded with
-    /// zeros). The engine computes every sample on its own, so an image's probabilities do
-    /// not depend on its neighbours or its position.
+    /// Probabilities for prepared inputs, `batch()` at a time, the last batch padded with
+    /// zeros. Every forward pass has the same size: the engine computes each sample on its
+    /// own, but its matrix products (gemm) round differently for different batch sizes, so a
+    /// fixed size is what makes an image's probabilities independent of the list around it
+    /// and of its position in it.
     pub fn classify<T: AsRef<[f32]>>(&mut self, inputs: &[T]) -> Vec<Vec<f32>> {
         let batch = self.batch();
         let per = self.pre.output_len();
@@ -298,8 +332,25 @@ impl Model {
             for (k, x) in chunk.iter().enumerate() {
                 data[k * per..(k + 1) * per].copy_from_slice(x.as_ref());
             }
-            self.net.forward(false);
-            let scores = &self.net.blobs[self.output].data;
+            let on_device;
+            let scores: &[f32] = match &self.candle {
+                Some(cn) => {
+                    let blobs = cn.forward(&[(self.input, data.clone())]);
+                    on_device = blobs
+                        .ok()
+                        .and_then(|b| {
+                            b[self.output]
+                                .as_ref()
+                                .and_then(|t| crate::engine::candle::values(t).ok())
+                        })
+                        .unwrap_or_else(|| vec![f32::NAN; self.net.blobs[self.output].count()]);
+                    &on_device
+                }
+                None => {
+                    self.net.forward(false);
+                    &self.net.blobs[self.output].data
+                }
+            };
             let c = scores.len() / batch;
             for k in 0..chunk.len() {
                 let row = &scores[k * c..(k + 1) * c];
@@ -593,8 +644,12 @@ mod tests {
 
     #[test]
     fn softmax_sums_to_one_and_keeps_order() {
-        let s = softmax(&[1.0, 3.0, -2.0, 1000.0]);
+        let s = softmax(&[1.0, 3.0, -2.0, 5.0]);
         assert!((s.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((s[3] / s[1] - 2f32.exp()).abs() < 1e-4);
+        // Large scores do not overflow.
+        let big = softmax(&[1000.0, 1000.0]);
+        assert_eq!(big, vec![0.5, 0.5]);
         assert_eq!(
             top_k(&s, 4).iter().map(|t| t.0).collect::<Vec<_>>(),
             vec![3, 1, 0, 2]

@@ -58,12 +58,13 @@ pub fn summarize(v: &[f32]) -> Summary {
         };
         histogram[bin.min(BINS - 1)] += 1;
     }
+    // `+ 0.0` turns -0 (a ReLU of a negative value) into 0.
     Summary {
         count: v.len(),
         mean,
         std: var.sqrt(),
-        min,
-        max,
+        min: min + 0.0,
+        max: max + 0.0,
         nonfinite: v.len() - n,
         histogram,
     }
@@ -283,7 +284,7 @@ pub fn group(n: usize) -> String {
     let d = n.to_string();
     let mut out = String::new();
     for (i, c) in d.chars().enumerate() {
-        if i > 0 && (d.len() - i) % 3 == 0 {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -18,7 +18,7 @@ pub struct Args {
     /// A run folder from `netc train` (or a snapshot file inside one), then more runs to
     /// compare, then image files. Runs are the first argument and every later folder or
     /// `.safetensors` file; everything else is an image.
-    #[arg(required = true, value_name = "RUN [RUN...] [IMAGE...]")]
+    #[arg(required = true, value_name = "RUN|IMAGE")]
     pub paths: Vec<PathBuf>,
     /// Use the snapshot of this epoch (default: the newest) of every run folder given.
     #[arg(long)]
@@ -41,15 +41,22 @@ pub struct Args {
     /// Labels shown per image.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 64)]
+    /// Images per forward pass. Every pass has this size (a short list or a single image is
+    /// padded), so an image's probabilities never depend on the list around it; another
+    /// batch size may change their last bits (the matrix products block differently).
+    #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
+    /// cpu (netc's engine), cuda, cuda:N (the candle lowering on an NVIDIA GPU; needs a
+    /// build with `--features cuda`) or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Time single-image latency and list throughput instead of printing predictions.
     #[arg(long)]
     pub bench: bool,
     /// Seconds the benchmark runs for, about.
     #[arg(long, default_value_t = 8.0, requires = "bench")]
     pub bench_seconds: f64,
+    /// Output format; every output (predictions, accuracy, --stats, --bench) has a JSON form.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -131,7 +138,11 @@ pub fn run(a: Args) -> CmdResult {
     }
     let mut models = runs
         .iter()
-        .map(|r| Model::open(r, a.epoch, a.batch_size))
+        .map(|r| {
+            let mut m = Model::open(r, a.epoch, a.batch_size)?;
+            m.use_device(&a.device)?;
+            Ok(m)
+        })
         .collect::<miette::Result<Vec<_>>>()?;
     for m in &models[1..] {
         if m.labels != models[0].labels {
@@ -173,7 +184,7 @@ fn run_stats(a: &Args, runs: &[PathBuf], images: &[PathBuf]) -> CmdResult {
             None,
         ));
     }
-    let mut model = Model::open(&runs[0], a.epoch, 1)?;
+    let mut model = Model::open(&runs[0], a.epoch, a.batch_size)?;
     let img = crate::data::image::decode(&images[0])?;
     let input = model.prepare(&img);
     let mut report = stats::collect(&mut model, &input, &images[0].display().to_string(), a.top);
@@ -284,16 +295,32 @@ pub fn render(r: &Report, from_list: bool) -> String {
             s.push('\n');
         }
     }
-    for a in &r.accuracy {
-        s.push_str(&format!(
-            "\n{}: top-1 accuracy {:.2}%, top-5 {:.2}% over {} labelled images\n",
-            a.model, a.top1, a.top5, a.images
-        ));
-        if r.models.len() == 1 {
+    if r.models.len() == 1 {
+        for a in &r.accuracy {
+            s.push_str(&format!(
+                "\n{}: top-1 accuracy {:.2}%, top-5 {:.2}% over {} labelled images\n",
+                a.model, a.top1, a.top5, a.images
+            ));
             s.push_str(&confusion(a));
         }
-    }
-    if r.models.len() > 1 && !r.accuracy.is_empty() {
+    } else if !r.accuracy.is_empty() {
+        let w = r
+            .accuracy
+            .iter()
+            .map(|a| a.model.chars().count())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        s.push_str(&format!(
+            "\n{:<w$}  {:>7}  {:>8}  {:>8}\n",
+            "model", "images", "top-1", "top-5"
+        ));
+        for a in &r.accuracy {
+            s.push_str(&format!(
+                "{:<w$}  {:>7}  {:>7.2}%  {:>7.2}%\n",
+                a.model, a.images, a.top1, a.top5
+            ));
+        }
         for a in &r.accuracy {
             s.push_str(&format!("\nconfusion matrix of {}\n", a.model));
             s.push_str(&confusion(a));
@@ -305,7 +332,8 @@ pub fn render(r: &Report, from_list: bool) -> String {
             r.skipped.len()
         ));
     }
-    s
+    // Table cells are padded; lines need not be.
+    s.lines().map(|l| l.trim_end().to_string() + "\n").collect()
 }
 
 /// Rows: true class; columns: predicted class; then per-class accuracy.

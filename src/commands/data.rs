@@ -26,7 +26,7 @@ pub enum DataCommand {
 #[derive(clap::Args, Debug)]
 pub struct CreateArgs {
     /// A folder of class sub-folders (optionally `train/` and `val/` sub-trees), a list file
-    /// of `path label` lines, or a folder with MNIST's IDX files (raw or .gz).
+    /// of `path label` lines, a folder with MNIST's IDX files (raw or .gz), or a netc dataset.
     pub src: PathBuf,
     /// The dataset folder to write.
     #[arg(long)]

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{usage, CmdResult};
+use super::CmdResult;
 use crate::train::{train, TrainOptions};
 
 #[derive(clap::Args, Debug)]
@@ -39,43 +39,15 @@ pub struct Args {
     /// whose names and shapes match.
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// `native` (netc's CPU engine) or `candle` (candle's autograd; what CUDA runs).
+    #[arg(long, default_value = "native", value_parser = ["native", "candle"])]
+    pub engine: String,
     /// Print no progress and no per-epoch lines.
     #[arg(long, short)]
     pub quiet: bool,
 }
 
-/// Checks `--device`; the training engine runs on the CPU in this build.
-pub fn check_device(device: &str) -> Result<(), miette::Report> {
-    match device {
-        "cpu" | "auto" => Ok(()),
-        d if d == "cuda" || d.starts_with("cuda:") => {
-            if d != "cuda" && d[5..].parse::<usize>().is_err() {
-                return Err(usage(
-                    format!("bad device \"{d}\""),
-                    Some("use cpu, cuda, cuda:N or auto".into()),
-                ));
-            }
-            if cfg!(feature = "cuda") {
-                Err(usage(
-                    format!("--device {d}: netc's training engine has no CUDA kernels yet"),
-                    Some("train with --device cpu".into()),
-                ))
-            } else {
-                Err(usage(
-                    format!("--device {d}: this netc was built without CUDA support"),
-                    Some("rebuild with `cargo build --release --features cuda` (see scripts/build-cuda.sh), or use --device cpu".into()),
-                ))
-            }
-        }
-        d => Err(usage(
-            format!("unknown device \"{d}\""),
-            Some("use cpu, cuda, cuda:N or auto".into()),
-        )),
-    }
-}
-
 pub fn run(a: Args) -> CmdResult {
-    check_device(&a.device)?;
     let opts = TrainOptions {
         spec: a.spec.unwrap_or_default(),
         solver: a.solver,
@@ -88,6 +60,8 @@ pub fn run(a: Args) -> CmdResult {
         resume: a.resume,
         weights: a.weights,
         quiet: a.quiet,
+        device: a.device,
+        candle: a.engine == "candle",
     };
     let outcome = train(&opts)?;
     Ok(if outcome.interrupted { 130 } else { 0 })

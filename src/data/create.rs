@@ -9,7 +9,6 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::format::{self, Encoding};
-use super::idx::IdxImages;
 use super::{bad, folder, idx, Dataset, ResizeMode, Split};
 
 /// Data augmentation applied to the training split.
@@ -83,11 +82,20 @@ pub struct Report {
 #[derive(Debug, Clone)]
 enum Item {
     File(PathBuf),
-    /// Image `index` of IDX buffer `buf`.
-    Idx {
+    /// Image `index` of in-memory buffer `buf` (IDX files, a netc dataset).
+    Mem {
         buf: usize,
         index: usize,
     },
+}
+
+/// Decoded images in memory: `C×H×W` u8 each.
+#[derive(Debug)]
+struct Mem {
+    channels: usize,
+    height: usize,
+    width: usize,
+    pixels: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -105,15 +113,11 @@ struct Pools {
     /// The source's own validation set (t10k, `val/`, or `--val SRC`).
     val: Option<Vec<Entry>>,
     test: Option<Vec<Entry>>,
-    idx: Vec<IdxImages>,
+    mem: Vec<Mem>,
     kind: &'static str,
 }
 
-fn idx_entries(
-    bufs: &mut Vec<IdxImages>,
-    images: &Path,
-    labels: &Path,
-) -> miette::Result<Vec<Entry>> {
+fn idx_entries(bufs: &mut Vec<Mem>, images: &Path, labels: &Path) -> miette::Result<Vec<Entry>> {
     let im = idx::read_images(images)?;
     let lb = idx::read_labels(labels)?;
     if lb.len() != im.n {
@@ -133,17 +137,58 @@ fn idx_entries(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let buf = bufs.len();
-    bufs.push(im);
+    bufs.push(Mem {
+        channels: 1,
+        height: im.height,
+        width: im.width,
+        pixels: im.pixels,
+    });
     Ok(lb
         .iter()
         .enumerate()
         .map(|(index, &l)| Entry {
-            item: Item::Idx { buf, index },
+            item: Item::Mem { buf, index },
             label: l as u32,
             source: format!("{name}#{index}"),
             pixels: Vec::new(),
         })
         .collect())
+}
+
+/// A netc dataset as a source: its splits (train; val and test as the source's own).
+fn dataset_pools(ds: &Dataset) -> Pools {
+    let mut mem = Vec::new();
+    let mut entries = |split: &Split, name: &str| -> Vec<Entry> {
+        let buf = mem.len();
+        mem.push(Mem {
+            channels: ds.channels,
+            height: ds.height,
+            width: ds.width,
+            pixels: split.pixels.clone(),
+        });
+        (0..split.len())
+            .map(|index| Entry {
+                item: Item::Mem { buf, index },
+                label: split.labels[index],
+                source: match split.sources.get(index) {
+                    Some(s) if !s.is_empty() => s.clone(),
+                    _ => format!("{name}#{index}"),
+                },
+                pixels: Vec::new(),
+            })
+            .collect()
+    };
+    let train = entries(&ds.train, "train");
+    let val = ds.val.as_ref().map(|v| entries(v, "val"));
+    let test = ds.test.as_ref().map(|t| entries(t, "test"));
+    Pools {
+        classes: ds.labels.clone(),
+        train,
+        val,
+        test,
+        mem,
+        kind: "netc-dataset",
+    }
 }
 
 fn file_entries(
@@ -200,7 +245,9 @@ fn gather(opts: &Options) -> miette::Result<Pools> {
         .as_deref()
         .filter(|d| d.is_dir())
         .and_then(idx::find_files);
-    let mut pools = if let Some(files) = idx_files {
+    let mut pools = if super::format::looks_like_dataset(src) {
+        dataset_pools(&super::format::read(src)?)
+    } else if let Some(files) = idx_files {
         let mut bufs = Vec::new();
         let train = idx_entries(&mut bufs, &files.train_images, &files.train_labels)?;
         let val = match &files.test {
@@ -218,7 +265,7 @@ fn gather(opts: &Options) -> miette::Result<Pools> {
             train,
             val,
             test: None,
-            idx: bufs,
+            mem: bufs,
             kind: "mnist-idx",
         }
     } else if src.is_file() {
@@ -229,7 +276,7 @@ fn gather(opts: &Options) -> miette::Result<Pools> {
             train,
             val: None,
             test: None,
-            idx: Vec::new(),
+            mem: Vec::new(),
             kind: "list-file",
         }
     } else {
@@ -247,7 +294,7 @@ fn gather(opts: &Options) -> miette::Result<Pools> {
             train,
             val,
             test,
-            idx: Vec::new(),
+            mem: Vec::new(),
             kind: "image-folder",
         }
     };
@@ -361,9 +408,9 @@ pub fn build(opts: &Options) -> miette::Result<(Dataset, Report)> {
     }
 
     // Decode (unreadable images are skipped, or fatal with --strict).
-    decode_groups(&mut train, &pools.idx, opts, "training", &mut report)?;
+    decode_groups(&mut train, &pools.mem, opts, "training", &mut report)?;
     for groups in [val.as_mut(), test.as_mut()].into_iter().flatten() {
-        decode_groups(groups, &pools.idx, opts, "validation/test", &mut report)?;
+        decode_groups(groups, &pools.mem, opts, "validation/test", &mut report)?;
     }
 
     // Classes with too few images are left out; labels are renumbered.
@@ -536,7 +583,7 @@ pub fn create(
 /// its source, so it does not depend on order or threads.
 fn decode_groups(
     groups: &mut [Vec<Entry>],
-    bufs: &[IdxImages],
+    bufs: &[Mem],
     opts: &Options,
     what: &str,
     report: &mut Report,
@@ -581,31 +628,22 @@ fn decode_groups(
 
 fn load_entry(
     e: &Entry,
-    bufs: &[IdxImages],
+    bufs: &[Mem],
     opts: &Options,
     rng: &mut ChaCha8Rng,
 ) -> Result<Vec<u8>, String> {
-    use super::image::{fit, hwc_to_chw, Hwc};
+    use super::image::{fit, hwc_to_chw};
     let hwc = match &e.item {
         Item::File(p) => {
             let img = super::image::decode(p).map_err(|r| r.to_string())?;
             super::image::to_channels(&img, opts.channels)
         }
-        Item::Idx { buf, index } => {
+        Item::Mem { buf, index } => {
             let b = &bufs[*buf];
-            let n = b.height * b.width;
-            let grey = &b.pixels[index * n..(index + 1) * n];
-            let data = if opts.channels == 1 {
-                grey.to_vec()
-            } else {
-                grey.iter().flat_map(|&v| [v, v, v]).collect()
-            };
-            Hwc {
-                data,
-                channels: opts.channels,
-                height: b.height,
-                width: b.width,
-            }
+            let n = b.channels * b.height * b.width;
+            let chw = &b.pixels[index * n..(index + 1) * n];
+            let hwc = super::image::chw_to_hwc(chw, b.channels, b.height, b.width);
+            super::image::convert_channels(&hwc, opts.channels)
         }
     };
     Ok(hwc_to_chw(&fit(

@@ -10,6 +10,9 @@ pub const EXTENSIONS: &[&str] = &[
     "png", "jpg", "jpeg", "bmp", "ppm", "pgm", "pbm", "pnm", "gif", "tif", "tiff", "webp",
 ];
 
+/// Labels in a list file must be below this (they index the classes).
+pub const MAX_LIST_LABEL: u32 = 100_000;
+
 /// Class names and `(file, label)` pairs.
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
@@ -158,6 +161,15 @@ pub fn read_list(file: &Path, image_folder: Option<&Path>) -> miette::Result<Lis
             "write one `PATH LABEL` line per image",
         )
     })?;
+    if max >= MAX_LIST_LABEL {
+        return Err(bad(
+            format!(
+                "`{}`: label {max} is too large (labels count classes from 0)",
+                file.display()
+            ),
+            format!("use labels 0..{} for the classes", MAX_LIST_LABEL - 1),
+        ));
+    }
     Ok(Listing {
         classes: (0..=max).map(|l| l.to_string()).collect(),
         items,

@@ -240,7 +240,7 @@ fn read_split(
     } else {
         super::idx::read_maybe_gz(&pp)?
     };
-    if pixels.len() != s.count * image_len {
+    if Some(pixels.len()) != s.count.checked_mul(image_len) {
         return Err(bad(
             format!(
                 "`{}` holds {} bytes, expected {} images × {} = {}",
@@ -248,7 +248,7 @@ fn read_split(
                 pixels.len(),
                 s.count,
                 image_len,
-                s.count * image_len
+                s.count.saturating_mul(image_len)
             ),
             "the file is truncated or corrupt; make the dataset again with `netc data create`",
         ));
@@ -306,8 +306,10 @@ fn read_split(
             .lines()
             .map(|l| l.trim_end_matches('\r').to_string())
             .collect(),
-        Err(_) => vec![String::new(); s.count],
+        Err(_) => Vec::new(),
     };
+    let mut sources = sources;
+    sources.resize(s.count, String::new());
     Ok(Split {
         pixels,
         labels,

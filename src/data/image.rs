@@ -52,7 +52,7 @@ pub fn to_channels(img: &DynamicImage, channels: usize) -> Hwc {
         let over = |c: u16| to8((c as u64 * a + 65535 * (65535 - a)) / 65535);
         let (r, g, b) = (over(p[0]), over(p[1]), over(p[2]));
         if channels == 1 {
-            data.push(((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) as u8);
+            data.push(luma(r, g, b));
         } else {
             data.extend_from_slice(&[r as u8, g as u8, b as u8]);
         }
@@ -226,6 +226,47 @@ pub fn hwc_to_chw(src: &Hwc) -> Vec<u8> {
         }
     }
     out
+}
+
+/// CHW → HWC.
+pub fn chw_to_hwc(chw: &[u8], channels: usize, height: usize, width: usize) -> Hwc {
+    let n = height * width;
+    let mut data = vec![0u8; channels * n];
+    for i in 0..n {
+        for k in 0..channels {
+            data[i * channels + k] = chw[k * n + i];
+        }
+    }
+    Hwc {
+        data,
+        channels,
+        height,
+        width,
+    }
+}
+
+/// Grey → RGB by repetition, RGB → grey by luma; otherwise unchanged.
+pub fn convert_channels(src: &Hwc, channels: usize) -> Hwc {
+    let data = match (src.channels, channels) {
+        (1, 3) => src.data.iter().flat_map(|&v| [v, v, v]).collect(),
+        (3, 1) => src
+            .data
+            .chunks_exact(3)
+            .map(|p| luma(p[0] as u32, p[1] as u32, p[2] as u32))
+            .collect(),
+        _ => return src.clone(),
+    };
+    Hwc {
+        data,
+        channels,
+        ..*src
+    }
+}
+
+/// ITU-R 601 luma of 8-bit RGB, as PIL computes it (`L = R·299/1000 + G·587/1000 +
+/// B·114/1000`, in 16-bit fixed point, rounded).
+pub fn luma(r: u32, g: u32, b: u32) -> u8 {
+    ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) as u8
 }
 
 /// CHW (1 or 3 channels) → an image for saving as PNG.

@@ -106,6 +106,7 @@ pub enum ResizeMode {
     /// Keep the aspect ratio, resize so the image fits inside, pad with random noise.
     Fill,
     /// Half of each: resize to the mean of the two ratios, crop the long side, pad the short.
+    #[value(name = "half_crop", alias = "half-crop")]
     HalfCrop,
 }
 
@@ -195,4 +196,18 @@ pub struct DataError {
     pub message: String,
     #[help]
     pub help: Option<String>,
+}
+
+/// The image size (C, H, W) and class count of a dataset, read cheaply: from `info.yaml`
+/// for a netc dataset, else by opening it. `None` when it cannot be read.
+pub fn peek(path: &Path) -> Option<([usize; 3], usize)> {
+    let info = path.join("info.yaml");
+    if info.is_file() {
+        let v: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&info).ok()?).ok()?;
+        let g = |k: &str| v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
+        return Some(([g("channels")?, g("height")?, g("width")?], g("classes")?));
+    }
+    let d = open(path).ok()?;
+    Some(([d.channels, d.height, d.width], d.num_classes()))
 }

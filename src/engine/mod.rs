@@ -3,6 +3,7 @@
 //! once, and a training step is a forward and a backward sweep over the plan.
 
 pub mod blas;
+pub mod candle;
 #[cfg(test)]
 pub mod gradcheck;
 pub mod im2col;

@@ -45,6 +45,20 @@ impl Layer for Dropout {
     fn details(&self) -> Vec<String> {
         vec![format!("ratio {}", self.ratio)]
     }
+    fn forward_candle(
+        &self,
+        bottoms: &[candle_core::Tensor],
+        _params: &[candle_core::Tensor],
+        train: bool,
+    ) -> Result<Vec<candle_core::Tensor>, LayerError> {
+        if train && self.ratio > 0.0 {
+            // Inverted dropout, as Caffe: kept values are scaled by 1/(1 − ratio).
+            let y = candle_nn::ops::dropout(&bottoms[0], self.ratio).map_err(super::candle_err)?;
+            return Ok(vec![y]);
+        }
+        // Inference: the identity.
+        Ok(vec![bottoms[0].clone()])
+    }
     fn lower(
         &self,
         bottoms: &[Shape],

@@ -112,6 +112,28 @@ impl Layer for InnerProduct {
             None => "outputs = classes".into(),
         }]
     }
+    fn forward_candle(
+        &self,
+        bottoms: &[candle_core::Tensor],
+        params: &[candle_core::Tensor],
+        _train: bool,
+    ) -> Result<Vec<candle_core::Tensor>, LayerError> {
+        let x = &bottoms[0];
+        let axis = canonical_axis(self.axis, x.rank())?;
+        let lead = x.dims()[..axis].to_vec();
+        let k: usize = x.dims()[axis..].iter().product();
+        let m: usize = lead.iter().product();
+        let mut y = x
+            .reshape((m, k))
+            .and_then(|x| x.matmul(&params[0].t()?))
+            .map_err(super::candle_err)?;
+        if let Some(b) = params.get(1) {
+            y = y.broadcast_add(b).map_err(super::candle_err)?;
+        }
+        let mut shape = lead;
+        shape.push(y.dims()[1]);
+        Ok(vec![y.reshape(shape).map_err(super::candle_err)?])
+    }
     fn lower(
         &self,
         bottoms: &[Shape],

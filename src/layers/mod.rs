@@ -156,6 +156,19 @@ pub trait Layer: std::fmt::Debug + Send + Sync {
     fn details(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The forward pass as candle tensor ops (the inference and CUDA path): tops from
+    /// bottoms and learned blobs (Caffe's order). Types without one say so.
+    fn forward_candle(
+        &self,
+        _bottoms: &[candle_core::Tensor],
+        _params: &[candle_core::Tensor],
+        _train: bool,
+    ) -> Result<Vec<candle_core::Tensor>, LayerError> {
+        Err(LayerError::new(format!(
+            "{} has no candle lowering yet",
+            self.ty().name
+        )))
+    }
     /// For data layers: where their tops come from and how images are transformed.
     fn input(&self) -> Option<&data::InputSpec> {
         None
@@ -320,4 +333,9 @@ pub fn canonical_axis(axis: i128, rank: usize) -> Result<usize, LayerError> {
         )));
     }
     Ok(a as usize)
+}
+
+/// A candle error as a layer error.
+pub fn candle_err(e: candle_core::Error) -> LayerError {
+    LayerError::new(format!("candle: {e}"))
 }

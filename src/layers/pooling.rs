@@ -183,6 +183,92 @@ impl Layer for Pooling {
             }
         }
     }
+    fn forward_candle(
+        &self,
+        bottoms: &[candle_core::Tensor],
+        _params: &[candle_core::Tensor],
+        _train: bool,
+    ) -> Result<Vec<candle_core::Tensor>, LayerError> {
+        use candle_core::Tensor;
+        let e = super::candle_err;
+        let x = &bottoms[0];
+        let g = self.geom(&x.dims().to_vec())?;
+        let fill = if self.method == Method::Max {
+            f32::NEG_INFINITY
+        } else {
+            0.0
+        };
+        // Pad so every window Caffe takes (padding and ceil rounding) lies inside.
+        // (Enough on the right that each of the k strided views below has `out` windows.)
+        let pad_axis =
+            |x: Tensor, axis: usize, size: usize, pad: usize, k: usize, s: usize, out: usize| {
+                let right = (out * s + k - 1).saturating_sub(size + pad);
+                let mut parts = Vec::new();
+                let mut dims = x.dims().to_vec();
+                if pad > 0 {
+                    dims[axis] = pad;
+                    parts.push(Tensor::full(fill, dims.clone(), x.device())?);
+                }
+                parts.push(x.clone());
+                if right > 0 {
+                    dims[axis] = right;
+                    parts.push(Tensor::full(fill, dims, x.device())?);
+                }
+                Tensor::cat(&parts, axis)
+            };
+        let x = pad_axis(
+            x.clone(),
+            2,
+            g.height,
+            g.pad[0],
+            g.kernel[0],
+            g.stride[0],
+            g.out_h,
+        )
+        .and_then(|x| pad_axis(x, 3, g.width, g.pad[1], g.kernel[1], g.stride[1], g.out_w))
+        .map_err(e)?;
+        let (k, s) = ((g.kernel[0], g.kernel[1]), (g.stride[0], g.stride[1]));
+        if self.method == Method::Max {
+            // The maximum of the kh·kw strided views, one per window offset: unlike
+            // candle's max_pool2d, whose backward scales by 1/(kh·kw) and needs
+            // kernel == stride, its gradient is Caffe's for any kernel and stride.
+            let (n, c, hp, wp) = x.dims4().map_err(e)?;
+            let (oh, ow) = (g.out_h, g.out_w);
+            let view = |ki: usize, kj: usize| -> candle_core::Result<Tensor> {
+                x.narrow(2, ki, oh * s.0)?
+                    .reshape((n, c, oh, s.0, wp))?
+                    .narrow(3, 0, 1)?
+                    .reshape((n, c, oh, wp))?
+                    .narrow(3, kj, ow * s.1)?
+                    .reshape((n, c, oh, ow, s.1))?
+                    .narrow(4, 0, 1)?
+                    .reshape((n, c, oh, ow))
+            };
+            let _ = hp;
+            let mut y = view(0, 0).map_err(e)?;
+            for ki in 0..k.0 {
+                for kj in 0..k.1 {
+                    if ki + kj > 0 {
+                        y = y.maximum(&view(ki, kj).map_err(e)?).map_err(e)?;
+                    }
+                }
+            }
+            return Ok(vec![y]);
+        }
+        let y = x
+            .avg_pool2d_with_stride(k, s)
+            .and_then(|y| y.narrow(2, 0, g.out_h)?.narrow(3, 0, g.out_w))
+            .map_err(e)?;
+        // Caffe divides by the window clipped to the padded image, not by k².
+        let mut div = Vec::with_capacity(g.out_h * g.out_w);
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                div.push((g.kernel[0] * g.kernel[1]) as f32 / g.window(oy, ox).2 as f32);
+            }
+        }
+        let div = Tensor::from_vec(div, (1, 1, g.out_h, g.out_w), y.device()).map_err(e)?;
+        Ok(vec![y.broadcast_mul(&div).map_err(e)?])
+    }
     fn lower(
         &self,
         bottoms: &[Shape],
@@ -238,34 +324,69 @@ impl PoolGeom {
     }
 }
 
+/// Output values handled per thread task (small planes are grouped).
+const TASK: usize = 1 << 14;
+
+impl PoolOp {
+    /// Row ranges per output row, column ranges per output column, and the AVE divisor
+    /// per output position, computed once per call instead of per output.
+    fn table(&self) -> (Vec<(usize, usize)>, Vec<(usize, usize)>, Vec<f32>) {
+        let g = self.geom;
+        let rows: Vec<_> = (0..g.out_h)
+            .map(|y| {
+                let (r, _, _) = g.window(y, 0);
+                (r.start, r.end)
+            })
+            .collect();
+        let cols: Vec<_> = (0..g.out_w)
+            .map(|x| {
+                let (_, c, _) = g.window(0, x);
+                (c.start, c.end)
+            })
+            .collect();
+        let mut div = Vec::with_capacity(g.out_h * g.out_w);
+        for y in 0..g.out_h {
+            for x in 0..g.out_w {
+                div.push(1.0 / g.window(y, x).2 as f32);
+            }
+        }
+        (rows, cols, div)
+    }
+}
+
 impl Op for PoolOp {
     fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
         let g = self.geom;
         let (ip, op) = (g.height * g.width, g.out_h * g.out_w);
+        let per_task = (TASK / op.max(1)).max(1);
+        let (rows, cols, div) = self.table();
         let x = &bottoms[0].data;
         let (y, rest) = tops.split_first_mut().expect("pooling has a top");
         match self.method {
             Method::Max => {
                 y.data
-                    .par_chunks_mut(op)
-                    .zip(self.argmax.par_chunks_mut(op))
-                    .zip(x.par_chunks(ip))
+                    .par_chunks_mut(op * per_task)
+                    .zip(self.argmax.par_chunks_mut(op * per_task))
+                    .zip(x.par_chunks(ip * per_task))
                     .for_each(|((y, am), x)| {
-                        for oy in 0..g.out_h {
-                            for ox in 0..g.out_w {
-                                let (rows, cols, _) = g.window(oy, ox);
-                                let (mut best, mut at) = (f32::NEG_INFINITY, 0usize);
-                                for r in rows {
-                                    for c in cols.clone() {
-                                        let v = x[r * g.width + c];
-                                        if v > best {
-                                            best = v;
-                                            at = r * g.width + c;
+                        for ((y, am), x) in
+                            y.chunks_mut(op).zip(am.chunks_mut(op)).zip(x.chunks(ip))
+                        {
+                            for (oy, &(r0, r1)) in rows.iter().enumerate() {
+                                for (ox, &(c0, c1)) in cols.iter().enumerate() {
+                                    let (mut best, mut at) = (f32::NEG_INFINITY, r0 * g.width + c0);
+                                    for r in r0..r1 {
+                                        let line = &x[r * g.width..(r + 1) * g.width];
+                                        for c in c0..c1 {
+                                            if line[c] > best {
+                                                best = line[c];
+                                                at = r * g.width + c;
+                                            }
                                         }
                                     }
+                                    y[oy * g.out_w + ox] = best;
+                                    am[oy * g.out_w + ox] = at as u32;
                                 }
-                                y[oy * g.out_w + ox] = best;
-                                am[oy * g.out_w + ox] = at as u32;
                             }
                         }
                     });
@@ -277,19 +398,20 @@ impl Op for PoolOp {
             }
             _ => {
                 y.data
-                    .par_chunks_mut(op)
-                    .zip(x.par_chunks(ip))
+                    .par_chunks_mut(op * per_task)
+                    .zip(x.par_chunks(ip * per_task))
                     .for_each(|(y, x)| {
-                        for oy in 0..g.out_h {
-                            for ox in 0..g.out_w {
-                                let (rows, cols, size) = g.window(oy, ox);
-                                let mut s = 0.0;
-                                for r in rows {
-                                    s += x[r * g.width + cols.start..r * g.width + cols.end]
-                                        .iter()
-                                        .sum::<f32>();
+                        for (y, x) in y.chunks_mut(op).zip(x.chunks(ip)) {
+                            for (oy, &(r0, r1)) in rows.iter().enumerate() {
+                                for (ox, &(c0, c1)) in cols.iter().enumerate() {
+                                    let mut s = 0.0;
+                                    for r in r0..r1 {
+                                        s += x[r * g.width + c0..r * g.width + c1]
+                                            .iter()
+                                            .sum::<f32>();
+                                    }
+                                    y[oy * g.out_w + ox] = s * div[oy * g.out_w + ox];
                                 }
-                                y[oy * g.out_w + ox] = s / size as f32;
                             }
                         }
                     });
@@ -306,33 +428,40 @@ impl Op for PoolOp {
         }
         let g = self.geom;
         let (ip, op) = (g.height * g.width, g.out_h * g.out_w);
+        let per_task = (TASK / op.max(1)).max(1);
         let dy = &tops[0].diff;
         let dx = &mut bottoms[0].diff;
         match self.method {
             Method::Max => {
-                dx.par_chunks_mut(ip)
-                    .zip(dy.par_chunks(op))
-                    .zip(self.argmax.par_chunks(op))
+                dx.par_chunks_mut(ip * per_task)
+                    .zip(dy.par_chunks(op * per_task))
+                    .zip(self.argmax.par_chunks(op * per_task))
                     .for_each(|((dx, dy), am)| {
                         dx.fill(0.0);
-                        for (d, a) in dy.iter().zip(am) {
-                            dx[*a as usize] += d;
+                        for ((dx, dy), am) in
+                            dx.chunks_mut(ip).zip(dy.chunks(op)).zip(am.chunks(op))
+                        {
+                            for (d, a) in dy.iter().zip(am) {
+                                dx[*a as usize] += d;
+                            }
                         }
                     });
             }
             _ => {
-                dx.par_chunks_mut(ip)
-                    .zip(dy.par_chunks(op))
+                let (rows, cols, div) = self.table();
+                dx.par_chunks_mut(ip * per_task)
+                    .zip(dy.par_chunks(op * per_task))
                     .for_each(|(dx, dy)| {
                         dx.fill(0.0);
-                        for oy in 0..g.out_h {
-                            for ox in 0..g.out_w {
-                                let (rows, cols, size) = g.window(oy, ox);
-                                let d = dy[oy * g.out_w + ox] / size as f32;
-                                for r in rows {
-                                    dx[r * g.width + cols.start..r * g.width + cols.end]
-                                        .iter_mut()
-                                        .for_each(|v| *v += d);
+                        for (dx, dy) in dx.chunks_mut(ip).zip(dy.chunks(op)) {
+                            for (oy, &(r0, r1)) in rows.iter().enumerate() {
+                                for (ox, &(c0, c1)) in cols.iter().enumerate() {
+                                    let d = dy[oy * g.out_w + ox] * div[oy * g.out_w + ox];
+                                    for r in r0..r1 {
+                                        dx[r * g.width + c0..r * g.width + c1]
+                                            .iter_mut()
+                                            .for_each(|v| *v += d);
+                                    }
                                 }
                             }
                         }

@@ -46,6 +46,24 @@ impl Layer for Relu {
             vec![]
         }
     }
+    fn forward_candle(
+        &self,
+        bottoms: &[candle_core::Tensor],
+        _params: &[candle_core::Tensor],
+        _train: bool,
+    ) -> Result<Vec<candle_core::Tensor>, LayerError> {
+        let x = &bottoms[0];
+        let y = if self.negative_slope == 0.0 {
+            x.relu()
+        } else {
+            // max(x, 0) + slope·min(x, 0) = relu(x) − slope·relu(−x)
+            x.neg()
+                .and_then(|n| n.relu())
+                .and_then(|n| n.affine(self.negative_slope as f64, 0.0))
+                .and_then(|n| x.relu()?.sub(&n))
+        };
+        Ok(vec![y.map_err(super::candle_err)?])
+    }
     fn lower(&self, _b: &[Shape], _c: &ShapeCtx, _r: &mut Rng) -> Result<Box<dyn Op>, LayerError> {
         Ok(Box::new(*self))
     }

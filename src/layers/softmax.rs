@@ -67,6 +67,17 @@ impl Layer for Softmax {
         canonical_axis(self.axis, b.len())?;
         Ok(vec![b.clone()])
     }
+    fn forward_candle(
+        &self,
+        bottoms: &[candle_core::Tensor],
+        _params: &[candle_core::Tensor],
+        _train: bool,
+    ) -> Result<Vec<candle_core::Tensor>, LayerError> {
+        let axis = canonical_axis(self.axis, bottoms[0].rank())?;
+        Ok(vec![
+            candle_nn::ops::softmax(&bottoms[0], axis).map_err(super::candle_err)?
+        ])
+    }
     fn lower(
         &self,
         bottoms: &[Shape],

@@ -97,6 +97,33 @@ impl Layer for SoftmaxWithLoss {
     fn loss_weights(&self) -> Vec<f32> {
         self.loss_weights.clone()
     }
+    fn forward_candle(
+        &self,
+        bottoms: &[candle_core::Tensor],
+        _params: &[candle_core::Tensor],
+        _train: bool,
+    ) -> Result<Vec<candle_core::Tensor>, LayerError> {
+        if self.axis != 1 || self.ignore_label.is_some() || bottoms[0].rank() != 2 {
+            return Err(LayerError::new(
+                "the candle path computes SoftmaxWithLoss over N×C scores without ignore_label",
+            ));
+        }
+        let e = super::candle_err;
+        let labels = bottoms[1]
+            .flatten_all()
+            .and_then(|l| l.to_dtype(candle_core::DType::U32))
+            .map_err(e)?;
+        let logp = candle_nn::ops::log_softmax(&bottoms[0], 1).map_err(e)?;
+        let picked = logp
+            .gather(&labels.unsqueeze(1).map_err(e)?, 1)
+            .map_err(e)?;
+        let loss = picked
+            .mean_all()
+            .and_then(|m| m.neg())
+            .and_then(|m| m.reshape(1))
+            .map_err(e)?;
+        Ok(vec![loss])
+    }
     fn lower(
         &self,
         bottoms: &[Shape],

@@ -40,6 +40,10 @@ pub struct TrainOptions {
     pub weights: Option<PathBuf>,
     /// No progress bar, no per-epoch lines (tests).
     pub quiet: bool,
+    /// `cpu`, `cuda`, `cuda:N` or `auto` (empty: `auto`).
+    pub device: String,
+    /// Train through candle's autograd even on the CPU (the path `--device cuda` takes).
+    pub candle: bool,
 }
 
 /// How a run ended.
@@ -124,6 +128,17 @@ pub fn build_net(
     rng: &mut Rng,
     what: &str,
 ) -> miette::Result<Net> {
+    build_net_ir(spec, state, ctx, rng, what).map(|(net, _)| net)
+}
+
+/// [`build_net`], keeping the IR (the candle path lowers it again).
+pub fn build_net_ir(
+    spec: &NetSpec,
+    state: &NetState,
+    ctx: &ShapeCtx,
+    rng: &mut Rng,
+    what: &str,
+) -> miette::Result<(Net, ir::NetIr)> {
     let (ir, diags) = ir::build(spec, state, ctx);
     let errors: Vec<_> = diags
         .iter()
@@ -137,12 +152,13 @@ pub fn build_net(
             spec.source.path.display()
         ));
     };
-    Net::from_ir(&ir, ctx, rng).map_err(|e| {
+    let net = Net::from_ir(&ir, ctx, rng).map_err(|e| {
         miette::miette!(
             help = e.help.clone().unwrap_or_default(),
             "cannot build the {what} net: {e}"
         )
-    })
+    })?;
+    Ok((net, ir))
 }
 
 /// The blob a net's SoftmaxWithLoss (or Accuracy) scores, with its label blob.
@@ -226,7 +242,8 @@ pub fn validate(
 }
 
 /// The solver a spec trains with: `--solver`, else `<spec stem>.solver.yaml` beside the
-/// spec, else `solver.yaml` there, else Caffe's defaults.
+/// spec, else `<stem up to the first '-'>.solver.yaml` there (so `lenet-custom.net` uses
+/// `lenet.solver.yaml`), else `solver.yaml` there, else Caffe's defaults.
 pub fn find_solver(
     spec_path: &Path,
     given: Option<&Path>,
@@ -239,8 +256,11 @@ pub fn find_solver(
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("net");
+    // A variant `lenet-custom.net` trains with its family's `lenet.solver.yaml`.
+    let family = stem.split('-').next().unwrap_or(stem);
     for cand in [
         dir.join(format!("{stem}.solver.yaml")),
+        dir.join(format!("{family}.solver.yaml")),
         dir.join("solver.yaml"),
     ] {
         if cand.is_file() {
@@ -328,6 +348,13 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         cfg.random_seed = s;
     }
     cfg.validate().map_err(|e| usage(e.0, None))?;
+    let device = if opts.device.is_empty() {
+        "auto"
+    } else {
+        opts.device.as_str()
+    };
+    let candle_device = crate::engine::candle::device(device)
+        .map_err(|m| usage(m, Some("train with --device cpu".into())))?;
     let data_path = match &resume_dir {
         Some(r) => {
             let info: RunInfo = read_yaml(&r.join("run.yaml"))?;
@@ -349,7 +376,7 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         num_classes: Some(data.num_classes()),
     };
     let mut rng = Rng::seed_from_u64(cfg.random_seed);
-    let mut net = build_net(&spec, &NetState::train(), &ctx, &mut rng, "TRAIN")?;
+    let (mut net, train_ir) = build_net_ir(&spec, &NetState::train(), &ctx, &mut rng, "TRAIN")?;
     let Some(feed) = net.feeds.first().cloned() else {
         return Err(usage(
             "the TRAIN net has no data layer".to_string(),
@@ -517,12 +544,17 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     )?;
     if !opts.quiet {
         eprintln!(
-            "training {} on {} ({} train, {} val images, {} classes) for {epochs} epochs of {ipe} iterations (batch {batch}), {} parameters; run folder {}",
+            "training {} on {} ({} train, {} val images, {} classes) for {} (batch {batch}), {} parameters; run folder {}",
             spec.name.as_deref().unwrap_or("net"),
             data_path.display(),
             n,
             info.val_images,
             info.classes,
+            if max_iter % ipe == 0 {
+                format!("{epochs} epochs of {ipe} iterations")
+            } else {
+                format!("{max_iter} iterations ({:.2} epochs of {ipe})", max_iter as f64 / ipe as f64)
+            },
             info.parameters,
             run_dir.display()
         );
@@ -541,8 +573,16 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     let mut meta: HashMap<String, String> = HashMap::new();
     meta.insert("netc_version".into(), info.netc_version.clone());
     meta.insert("net".into(), spec.name.clone().unwrap_or_default());
-    let per = pre.output_len();
-    let _ = per;
+    let mut trainer = if opts.candle || !candle_device.is_cpu() {
+        let t = crate::engine::candle::CandleTrainer::new(train_ir, &net, &state, candle_device)
+            .map_err(|e| miette::miette!("cannot train on candle: {e}"))?;
+        if !opts.quiet {
+            eprintln!("engine: candle on {:?}", t.net.device);
+        }
+        Some(t)
+    } else {
+        None
+    };
     let mut interrupted = false;
     let bar = progress_bar(opts.quiet, ipe);
     for epoch in start_epoch..=epochs {
@@ -573,7 +613,22 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                 .map(|k| order[(bi as usize * batch + k) % n])
                 .collect();
             fill(&mut net, &data.train, &idx, &pre, true, &mut aug);
-            let loss = net.forward(true);
+            rate = cfg.learning_rate(state.iter, max_iter);
+            let loss = match trainer.as_mut() {
+                Some(t) => {
+                    let inputs: Vec<(usize, Vec<f32>)> = feed
+                        .tops
+                        .iter()
+                        .map(|&b| (b, net.blobs[b].data.clone()))
+                        .collect();
+                    let l = t
+                        .step(&inputs, &cfg, rate)
+                        .map_err(|e| miette::miette!("candle training step: {e}"))?;
+                    state.iter += 1;
+                    l
+                }
+                None => net.forward(true),
+            };
             if !loss.is_finite() {
                 return Err(miette::miette!(
                     help = "lower the learning rate (--lr, or base_lr in the solver), or check the input scale; the snapshots written so far stay valid",
@@ -581,9 +636,10 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                     state.iter + 1
                 ));
             }
-            net.backward();
-            rate = cfg.learning_rate(state.iter, max_iter);
-            apply_update(&cfg, &mut state, net.params_mut().map(|(_, _, p)| p), rate);
+            if trainer.is_none() {
+                net.backward();
+                apply_update(&cfg, &mut state, net.params_mut().map(|(_, _, p)| p), rate);
+            }
             loss_sum += loss as f64;
             loss_count += 1;
             images += batch;
@@ -595,6 +651,10 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                 ));
             }
             if STOP.load(Ordering::SeqCst) {
+                if let Some(t) = &trainer {
+                    t.write_back(&mut net, &mut state)
+                        .map_err(|e| miette::miette!("{e}"))?;
+                }
                 let mut m = meta.clone();
                 m.insert("loss_sum".into(), loss_sum.to_string());
                 m.insert("loss_count".into(), loss_count.to_string());
@@ -613,6 +673,10 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         }
         if interrupted {
             break;
+        }
+        if let Some(t) = &trainer {
+            t.write_back(&mut net, &mut state)
+                .map_err(|e| miette::miette!("{e}"))?;
         }
         let seconds = t0.elapsed().as_secs_f64();
         let (mut vl, mut va, mut v5) = (None, None, None);

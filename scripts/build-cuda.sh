@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds netc with the `cuda` feature (candle's CUDA backend) into target/cuda, on a machine
+# with or without a GPU. Without a system CUDA toolkit it uses ../shared/tools/cuda_env.sh,
+# which fetches NVIDIA's CUDA 13.0 wheels and makes a stub libcuda to link against.
+# A cold build takes about 17 minutes on 2 cores.
+#
+#   scripts/build-cuda.sh            # then: target/cuda/release/netc train ... --device cuda
+#
+# On a machine without a GPU the binary needs the stub driver at run time:
+#   LD_LIBRARY_PATH="$CUDA_RUN_LD_LIBRARY_PATH" target/cuda/release/netc ...
+# and every CUDA call then fails with a clear message (that is how device selection and the
+# fallback are tested without a GPU).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v nvcc >/dev/null 2>&1; then
+    env_script="${NETC_CUDA_ENV:-../shared/tools/cuda_env.sh}"
+    if [ ! -f "$env_script" ]; then
+        echo "no nvcc and no $env_script: install the CUDA toolkit (13.0) or set NETC_CUDA_ENV" >&2
+        exit 2
+    fi
+    # shellcheck disable=SC1090
+    source "$env_script"
+fi
+cargo build --release --features cuda --target-dir target/cuda "$@"
+echo "built target/cuda/release/netc"
