@@ -93,6 +93,9 @@ impl NetIr {
     }
 }
 
+/// Identifies one problem across phases: code, message (phase-neutral), labels.
+type DiagKey = (&'static str, String, Vec<(Span, String)>);
+
 /// The phases `check` looks at, with the names the CLI uses for them.
 pub fn phases() -> [(&'static str, NetState); 3] {
     [
@@ -128,7 +131,7 @@ pub fn build(spec: &NetSpec, state: &NetState, ctx: &ShapeCtx) -> (Option<NetIr>
 pub fn check_all(spec: &NetSpec, ctx: &ShapeCtx) -> (Vec<(&'static str, NetIr)>, Vec<Diagnostic>) {
     let mut irs = Vec::new();
     let mut all: Vec<Diagnostic> = Vec::new();
-    let mut index: HashMap<(&'static str, String, Vec<(Span, String)>), usize> = HashMap::new();
+    let mut index: HashMap<DiagKey, usize> = HashMap::new();
     for (name, state) in phases() {
         let (ir, diags) = build_partial(spec, &state, ctx);
         for d in diags {
@@ -764,7 +767,15 @@ mod tests {
 
     /// Builds a spec from `(name, type, bottoms, tops, params)` rows, writing the text so
     /// that every span points at the right words.
-    fn net(rows: &[(&str, &str, &[&str], &[&str], &[(&str, &[(&str, Value)])])]) -> NetSpec {
+    type Row<'a> = (
+        &'a str,
+        &'a str,
+        &'a [&'a str],
+        &'a [&'a str],
+        &'a [(&'a str, &'a [(&'a str, Value)])],
+    );
+
+    fn net(rows: &[Row]) -> NetSpec {
         let mut text = String::new();
         let mut layers = Vec::new();
         for (name, ty, bottoms, tops, params) in rows {

@@ -176,3 +176,30 @@ fn graphviz_accepts_every_parsing_corpus_net() {
     eprintln!("dot drew {drawn} corpus nets");
     assert!(drawn >= 88, "{drawn}");
 }
+
+fn shipped(name: &str) -> Source {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("specs")
+        .join(name);
+    let mut src = front::read_source(&p).expect("shipped spec");
+    src.path = PathBuf::from(format!("specs/{name}"));
+    src
+}
+
+#[test]
+fn lenet_dot_snapshot() {
+    let text = dot::to_dot(&draw(&shipped("lenet.net"), None), RankDir::Tb);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn lenet_custom_dot_snapshot_shows_the_changes() {
+    let text = dot::to_dot(&draw(&shipped("lenet-custom.net"), None), RankDir::Tb);
+    assert!(text.contains("reluP1\\nReLU\\n(in place)"), "{text}");
+    assert!(
+        text.contains("75 outputs") && text.contains("100 outputs"),
+        "{text}"
+    );
+    assert!(text.contains("pool1\\n75×12×12"), "{text}");
+    insta::assert_snapshot!(text);
+}

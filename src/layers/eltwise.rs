@@ -149,16 +149,13 @@ impl Op for EltOp {
                 }
                 EltOp::Prod => {
                     // Product of the other bottoms, computed directly (no division by x).
-                    let n = dy.len();
-                    for i in 0..n {
-                        let mut p = dy[i];
-                        for (j, b) in bottoms.iter().enumerate() {
-                            if j != k {
-                                p *= b.data[i];
-                            }
-                        }
-                        bottoms[k].diff[i] = p;
-                    }
+                    let grads: Vec<f32> = (0..dy.len())
+                        .map(|i| {
+                            let others = bottoms.iter().enumerate().filter(|(j, _)| *j != k);
+                            others.fold(dy[i], |p, (_, b)| p * b.data[i])
+                        })
+                        .collect();
+                    bottoms[k].diff.copy_from_slice(&grads);
                 }
                 EltOp::Max(arg) => {
                     let _ = y;

@@ -112,7 +112,7 @@ impl Layer for Reshape {
         let count: usize = s.iter().product();
         let known: usize = out.iter().product();
         if let Some(i) = infer {
-            if known == 0 || count % known != 0 {
+            if known == 0 || !count.is_multiple_of(known) {
                 return Err(LayerError::new(format!(
                     "cannot infer the -1 dim: {} elements do not divide into {}",
                     count,

@@ -131,7 +131,6 @@ impl Layer for Scale {
             shape_only::axis(self.axis, s.len(), None)?
         };
         let dim: usize = f.iter().product();
-        let outer: usize = s[..a].iter().product();
         let inner: usize = s[a + f.len()..].iter().product();
         let mut params = Vec::new();
         for (i, filler) in [&self.filler, &self.bias_filler]
@@ -148,19 +147,13 @@ impl Layer for Scale {
                 decay_mult,
             });
         }
-        Ok(Box::new(ScaleOp {
-            outer,
-            dim,
-            inner,
-            params,
-        }))
+        Ok(Box::new(ScaleOp { dim, inner, params }))
     }
 }
 
-/// y = γ·x (+ β), γ and β broadcast over `outer` and `inner`.
+/// y = γ·x (+ β), γ and β broadcast over the outer axes and `inner`.
 #[derive(Debug)]
 pub struct ScaleOp {
-    outer: usize,
     dim: usize,
     inner: usize,
     params: Vec<Param>,
@@ -168,17 +161,16 @@ pub struct ScaleOp {
 
 impl Op for ScaleOp {
     fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
-        let (x, y) = (&bottoms[0].data, &mut tops[0].data);
         let g = &self.params[0].blob.data;
         let b = self.params.get(1).map(|p| &p.blob.data);
-        for o in 0..self.outer {
-            for c in 0..self.dim {
-                let base = (o * self.dim + c) * self.inner;
-                let shift = b.map_or(0.0, |b| b[c]);
-                for i in base..base + self.inner {
-                    y[i] = x[i] * g[c] + shift;
-                }
-            }
+        let rows = tops[0]
+            .data
+            .chunks_mut(self.inner)
+            .zip(bottoms[0].data.chunks(self.inner));
+        for (k, (y, x)) in rows.enumerate() {
+            let c = k % self.dim;
+            let shift = b.map_or(0.0, |b| b[c]);
+            y.iter_mut().zip(x).for_each(|(y, x)| *y = x * g[c] + shift);
         }
     }
     fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]) {
@@ -187,28 +179,20 @@ impl Op for ScaleOp {
         let (dim, inner) = (self.dim, self.inner);
         let mut dg = vec![0.0f32; dim];
         let mut db = vec![0.0f32; dim];
-        for o in 0..self.outer {
-            for c in 0..dim {
-                let base = (o * dim + c) * inner;
-                for i in base..base + inner {
-                    dg[c] += dy[i] * x.data[i];
-                    db[c] += dy[i];
-                }
-            }
+        for (k, (g, x)) in dy.chunks(inner).zip(x.data.chunks(inner)).enumerate() {
+            dg[k % dim] += g.iter().zip(x).map(|(g, x)| g * x).sum::<f32>();
+            db[k % dim] += g.iter().sum::<f32>();
         }
         self.params[0].blob.diff.copy_from_slice(&dg);
         if let Some(p) = self.params.get_mut(1) {
             p.blob.diff.copy_from_slice(&db);
         }
         if prop_down.first().copied().unwrap_or(false) {
-            let g = &self.params[0].blob.data;
-            for o in 0..self.outer {
-                for c in 0..dim {
-                    let base = (o * dim + c) * inner;
-                    for i in base..base + inner {
-                        x.diff[i] = dy[i] * g[c];
-                    }
-                }
+            let gamma = &self.params[0].blob.data;
+            for (k, (dx, g)) in x.diff.chunks_mut(inner).zip(dy.chunks(inner)).enumerate() {
+                dx.iter_mut()
+                    .zip(g)
+                    .for_each(|(dx, g)| *dx = g * gamma[k % dim]);
             }
         }
     }
