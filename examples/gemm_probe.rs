@@ -132,8 +132,16 @@ fn main() {
             hw * nb,
             m,
             k,
-            Mat { data: &col, ld: hw * nb, t: T::T },
-            Mat { data: &w, ld: k, t: T::T },
+            Mat {
+                data: &col,
+                ld: hw * nb,
+                t: T::T,
+            },
+            Mat {
+                data: &w,
+                ld: k,
+                t: T::T,
+            },
             &mut yt,
             m,
             false,
@@ -141,26 +149,90 @@ fn main() {
     });
     time("batched serial, half batch ×2", macs, || {
         for _ in 0..2 {
-            sgemm_ld(false, m, hw * nb / 2, k, Mat { data: &w, ld: k, t: T::N }, Mat { data: &col, ld: hw * nb / 2, t: T::N }, &mut y, hw * nb / 2, false)
+            sgemm_ld(
+                false,
+                m,
+                hw * nb / 2,
+                k,
+                Mat {
+                    data: &w,
+                    ld: k,
+                    t: T::N,
+                },
+                Mat {
+                    data: &col,
+                    ld: hw * nb / 2,
+                    t: T::N,
+                },
+                &mut y,
+                hw * nb / 2,
+                false,
+            )
         }
     });
-    time("per-sample weight grad 64 × (50×500×64) acc", macs, || {
-        for s in 0..nb {
-            sgemm(T::N, T::T, m, k, hw, &y[s * m * hw..], &col[s * k * hw..], &mut dw, s > 0)
-        }
-    });
+    time(
+        "per-sample weight grad 64 × (50×500×64) acc",
+        macs,
+        || {
+            for s in 0..nb {
+                sgemm(
+                    T::N,
+                    T::T,
+                    m,
+                    k,
+                    hw,
+                    &y[s * m * hw..],
+                    &col[s * k * hw..],
+                    &mut dw,
+                    s > 0,
+                )
+            }
+        },
+    );
     time("per-sample input grad 64 × (500×64×50)", macs, || {
         for s in 0..nb {
-            sgemm(T::T, T::N, k, hw, m, &w, &y[s * m * hw..], &mut dcol[s * k * hw..], false)
+            sgemm(
+                T::T,
+                T::N,
+                k,
+                hw,
+                m,
+                &w,
+                &y[s * m * hw..],
+                &mut dcol[s * k * hw..],
+                false,
+            )
         }
     });
     for group in [2usize, 4, 8] {
-        time(&format!("batched serial, {group} samples a product"), macs, || {
-            for c in 0..nb / group {
-                let ld = hw * group;
-                sgemm_ld(false, m, ld, k, Mat { data: &w, ld: k, t: T::N }, Mat { data: &col[c * k * ld..], ld, t: T::N }, &mut y[c * m * ld..], ld, false)
-            }
-        });
+        time(
+            &format!("batched serial, {group} samples a product"),
+            macs,
+            || {
+                for c in 0..nb / group {
+                    let ld = hw * group;
+                    sgemm_ld(
+                        false,
+                        m,
+                        ld,
+                        k,
+                        Mat {
+                            data: &w,
+                            ld: k,
+                            t: T::N,
+                        },
+                        Mat {
+                            data: &col[c * k * ld..],
+                            ld,
+                            t: T::N,
+                        },
+                        &mut y[c * m * ld..],
+                        ld,
+                        false,
+                    )
+                }
+            },
+        );
     }
     println!("threads: {}", rayon::current_num_threads());
 }

@@ -196,8 +196,8 @@ layer { name: "sum" type: "Eltwise" bottom: "data" bottom: "p" top: "sum" }
 #[test]
 fn types_netc_cannot_train_still_get_shapes() {
     let text = with_input(
-        r#"layer { name: "bn" type: "BatchNorm" bottom: "data" top: "data" }
-layer { name: "sc" type: "Scale" bottom: "data" top: "data" scale_param { bias_term: true } }
+        r#"layer { name: "norm" type: "LRN" bottom: "data" top: "norm" lrn_param { local_size: 5 } }
+layer { name: "pr" type: "PReLU" bottom: "norm" top: "norm" }
 "#,
     );
     let src = Source {
@@ -214,8 +214,9 @@ layer { name: "sc" type: "Scale" bottom: "data" top: "data" scale_param { bias_t
         ["netc::cannot_train", "netc::cannot_train"]
     );
     assert_eq!(checked.rows[1].output, vec![Some(vec![1, 28, 28])]);
-    assert_eq!(checked.rows[1].params, Some(3));
-    assert_eq!(checked.rows[2].params, Some(2));
+    assert_eq!(checked.rows[1].params, Some(0));
+    assert_eq!(checked.rows[2].params, Some(1));
+    assert!(checked.rows[2].in_place);
     insta::assert_snapshot!(front::render(&checked.diagnostics));
 }
 

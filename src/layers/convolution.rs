@@ -315,7 +315,14 @@ impl ConvOp {
             dw: vec![0.0; wcount],
             db: vec![0.0; out],
         };
-        ConvOp { geom, out, group, params, workers: vec![worker; threads], chunk }
+        ConvOp {
+            geom,
+            out,
+            group,
+            params,
+            workers: vec![worker; threads],
+            chunk,
+        }
     }
 
     fn dims(&self) -> Dims {
@@ -348,13 +355,30 @@ impl Worker {
         for c in 0..d.g.channels {
             let rows = &mut self.col[c * d.kk * ld..(c + 1) * d.kk * ld];
             for n in 0..nb {
-                im2col_plane(&d.g, &x[n * d.in_per + c * d.hw_in..][..d.hw_in], rows, ld, n * d.hw);
+                im2col_plane(
+                    &d.g,
+                    &x[n * d.in_per + c * d.hw_in..][..d.hw_in],
+                    rows,
+                    ld,
+                    n * d.hw,
+                );
             }
         }
     }
 
-    fn forward(&mut self, d: &Dims, weight: &[f32], bias: Option<&[f32]>, x: &[f32], y: &mut [f32], chunk: usize) {
-        for (x, y) in x.chunks(chunk * d.in_per).zip(y.chunks_mut(chunk * d.out_per)) {
+    fn forward(
+        &mut self,
+        d: &Dims,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        x: &[f32],
+        y: &mut [f32],
+        chunk: usize,
+    ) {
+        for (x, y) in x
+            .chunks(chunk * d.in_per)
+            .zip(y.chunks_mut(chunk * d.out_per))
+        {
             let nb = x.len() / d.in_per;
             let ld = nb * d.hw;
             self.unroll(d, x, nb);
@@ -364,8 +388,16 @@ impl Worker {
                     d.og,
                     ld,
                     d.kg,
-                    Mat { data: &weight[gi * d.og * d.kg..], ld: d.kg, t: T::N },
-                    Mat { data: &self.col[gi * d.kg * ld..], ld, t: T::N },
+                    Mat {
+                        data: &weight[gi * d.og * d.kg..],
+                        ld: d.kg,
+                        t: T::N,
+                    },
+                    Mat {
+                        data: &self.col[gi * d.kg * ld..],
+                        ld,
+                        t: T::N,
+                    },
                     &mut self.ybuf[gi * d.og * ld..],
                     ld,
                     false,
@@ -383,11 +415,23 @@ impl Worker {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn backward(&mut self, d: &Dims, weight: &[f32], x: &[f32], dy: &[f32], dx: Option<&mut [f32]>, chunk: usize) {
+    fn backward(
+        &mut self,
+        d: &Dims,
+        weight: &[f32],
+        x: &[f32],
+        dy: &[f32],
+        dx: Option<&mut [f32]>,
+        chunk: usize,
+    ) {
         self.dw.fill(0.0);
         self.db.fill(0.0);
         let mut dx = dx;
-        for (ci, (x, dy)) in x.chunks(chunk * d.in_per).zip(dy.chunks(chunk * d.out_per)).enumerate() {
+        for (ci, (x, dy)) in x
+            .chunks(chunk * d.in_per)
+            .zip(dy.chunks(chunk * d.out_per))
+            .enumerate()
+        {
             let nb = x.len() / d.in_per;
             let ld = nb * d.hw;
             self.unroll(d, x, nb);
@@ -405,22 +449,40 @@ impl Worker {
                     d.og,
                     d.kg,
                     ld,
-                    Mat { data: &self.ybuf[gi * d.og * ld..], ld, t: T::N },
-                    Mat { data: &self.col[gi * d.kg * ld..], ld, t: T::T },
+                    Mat {
+                        data: &self.ybuf[gi * d.og * ld..],
+                        ld,
+                        t: T::N,
+                    },
+                    Mat {
+                        data: &self.col[gi * d.kg * ld..],
+                        ld,
+                        t: T::T,
+                    },
                     &mut self.dw[gi * d.og * d.kg..],
                     d.kg,
                     true,
                 );
             }
-            let Some(dx) = dx.as_deref_mut() else { continue };
+            let Some(dx) = dx.as_deref_mut() else {
+                continue;
+            };
             for gi in 0..d.group {
                 sgemm_ld(
                     false,
                     d.kg,
                     ld,
                     d.og,
-                    Mat { data: &weight[gi * d.og * d.kg..], ld: d.kg, t: T::T },
-                    Mat { data: &self.ybuf[gi * d.og * ld..], ld, t: T::N },
+                    Mat {
+                        data: &weight[gi * d.og * d.kg..],
+                        ld: d.kg,
+                        t: T::T,
+                    },
+                    Mat {
+                        data: &self.ybuf[gi * d.og * ld..],
+                        ld,
+                        t: T::N,
+                    },
                     &mut self.col[gi * d.kg * ld..],
                     ld,
                     false,
@@ -478,7 +540,9 @@ impl Op for ConvOp {
                 .zip(self.workers.par_iter_mut())
                 .for_each(|((x, dy), w)| w.backward(&d, weight, x, dy, None, chunk));
         }
-        let (first, rest) = self.workers[..used].split_first().expect("at least one worker");
+        let (first, rest) = self.workers[..used]
+            .split_first()
+            .expect("at least one worker");
         let dw = &mut self.params[0].blob.diff;
         dw.copy_from_slice(&first.dw);
         for w in rest {
