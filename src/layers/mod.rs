@@ -9,6 +9,7 @@ pub mod concat;
 pub mod crop;
 pub mod data_sources;
 pub mod deconvolution;
+pub mod elementwise;
 pub mod eltwise;
 pub mod flatten;
 pub mod losses;
@@ -213,14 +214,14 @@ pub static REGISTRY: &[&LayerType] = &[
     &bias::TYPE,
     &lrn::TYPE,
     &prelu::TYPE,
-    &neurons::SIGMOID,
-    &neurons::TANH,
-    &neurons::ABSVAL,
-    &neurons::POWER,
-    &neurons::EXP,
-    &neurons::LOG,
-    &neurons::BNLL,
-    &neurons::ELU,
+    &elementwise::SIGMOID,
+    &elementwise::TANH,
+    &elementwise::ABSVAL,
+    &elementwise::POWER,
+    &elementwise::EXP,
+    &elementwise::LOG,
+    &elementwise::BNLL,
+    &elementwise::ELU,
     &neurons::THRESHOLD,
     &neurons::CLIP,
     &neurons::SWISH,

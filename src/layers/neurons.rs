@@ -1,4 +1,5 @@
-//! Caffe's element-wise neuron layers that netc can shape but not train yet: the output
+//! Caffe's element-wise neuron layers that netc can shape but not train yet (the ones it
+//! trains are in `elementwise.rs`): the output
 //! has the bottom's shape, there are no learned parameters, and (except AbsVal) they may
 //! run in place. One static [`LayerType`] each; the key parameters are kept for drawings.
 
@@ -53,27 +54,6 @@ macro_rules! neuron {
     };
 }
 
-neuron!(SIGMOID, "Sigmoid", true, |_l| Vec::new());
-neuron!(TANH, "TanH", true, |_l| Vec::new());
-// Caffe's AbsValLayer checks that top and bottom differ.
-neuron!(ABSVAL, "AbsVal", false, |_l| Vec::new());
-neuron!(POWER, "Power", true, |l| floats(
-    l,
-    "power_param",
-    &["power", "scale", "shift"]
-));
-neuron!(EXP, "Exp", true, |l| floats(
-    l,
-    "exp_param",
-    &["base", "scale", "shift"]
-));
-neuron!(LOG, "Log", true, |l| floats(
-    l,
-    "log_param",
-    &["base", "scale", "shift"]
-));
-neuron!(BNLL, "BNLL", true, |_l| Vec::new());
-neuron!(ELU, "ELU", true, |l| floats(l, "elu_param", &["alpha"]));
 neuron!(THRESHOLD, "Threshold", true, |l| floats(
     l,
     "threshold_param",
@@ -105,6 +85,4 @@ pub static MVN: LayerType = LayerType {
     },
 };
 
-pub static ALL: &[&LayerType] = &[
-    &SIGMOID, &TANH, &ABSVAL, &POWER, &EXP, &LOG, &BNLL, &ELU, &THRESHOLD, &CLIP, &SWISH, &MVN,
-];
+pub static ALL: &[&LayerType] = &[&THRESHOLD, &CLIP, &SWISH, &MVN];

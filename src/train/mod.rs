@@ -371,7 +371,11 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     }
     if let Some(b) = cfg.batch_size.filter(|&b| b > data.train.len()) {
         return Err(usage(
-            format!("the batch size {b} is larger than the {} training images of {}", data.train.len(), data_path.display()),
+            format!(
+                "the batch size {b} is larger than the {} training images of {}",
+                data.train.len(),
+                data_path.display()
+            ),
             Some("use a smaller --batch-size".into()),
         ));
     }
@@ -423,7 +427,10 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     let n = data.train.len();
     if batch > n {
         return Err(usage(
-            format!("the batch size {batch} is larger than the {n} training images of {}", data_path.display()),
+            format!(
+                "the batch size {batch} is larger than the {n} training images of {}",
+                data_path.display()
+            ),
             Some("use a smaller --batch-size (or data_param.batch_size)".into()),
         ));
     }
