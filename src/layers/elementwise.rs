@@ -49,7 +49,7 @@ fn ln_base(spec: &LayerSpec, msg: &str) -> Result<f32, LayerError> {
     if base == -1.0 {
         return Ok(1.0);
     }
-    if !(base > 0.0) {
+    if base.is_nan() || base <= 0.0 {
         return Err(LayerError::new(format!(
             "{msg}.base must be positive (or -1 for e), not {base}"
         )));
