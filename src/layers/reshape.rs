@@ -1,7 +1,7 @@
 //! Reshape: Caffe's `reshape_param { shape { dim } axis num_axes }` with 0 (copy) and -1
 //! (infer); cannot run in place; netc cannot train it yet.
 
-use super::shape_only::{self, cannot_train, fmt_shape, param, span_of};
+use super::shape_only::{self, fmt_shape, param, span_of};
 use super::{Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
 use crate::spec::Span;
 
@@ -19,7 +19,7 @@ pub static TYPE: LayerType = LayerType {
     bottoms: Arity::Exactly(1),
     tops: Arity::Exactly(1),
     in_place: false,
-    runnable: false,
+    runnable: true,
     build: |l| {
         let m = param(l, "reshape_param");
         let dims: Vec<i64> = m
@@ -141,5 +141,25 @@ impl Layer for Reshape {
             .collect::<Vec<_>>()
             .join(",")]
     }
-    cannot_train!();
+    fn lower(
+        &self,
+        _b: &[Shape],
+        _c: &ShapeCtx,
+        _r: &mut crate::engine::Rng,
+    ) -> Result<Box<dyn crate::engine::Op>, LayerError> {
+        Ok(Box::new(super::flatten::CopyOp))
+    }
+    fn forward_candle(
+        &self,
+        bottoms: &[candle_core::Tensor],
+        _params: &[candle_core::Tensor],
+        _train: bool,
+    ) -> Result<Vec<candle_core::Tensor>, LayerError> {
+        let shape = self
+            .shapes(&[bottoms[0].dims().to_vec()], &ShapeCtx::default())?
+            .remove(0);
+        Ok(vec![bottoms[0]
+            .reshape(shape)
+            .map_err(super::candle_err)?])
+    }
 }
