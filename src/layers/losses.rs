@@ -62,12 +62,6 @@ macro_rules! loss {
 }
 
 loss!(
-    EUCLIDEAN,
-    "EuclideanLoss",
-    Arity::Exactly(2),
-    Arity::Exactly(1)
-);
-loss!(
     SIGMOID_CE,
     "SigmoidCrossEntropyLoss",
     Arity::Exactly(2),
@@ -93,11 +87,4 @@ loss!(
     Arity::Exactly(1)
 );
 
-pub static ALL: &[&LayerType] = &[
-    &EUCLIDEAN,
-    &SIGMOID_CE,
-    &CONTRASTIVE,
-    &HINGE,
-    &INFOGAIN,
-    &MULTINOMIAL,
-];
+pub static ALL: &[&LayerType] = &[&SIGMOID_CE, &CONTRASTIVE, &HINGE, &INFOGAIN, &MULTINOMIAL];

@@ -11,6 +11,7 @@ pub mod data_sources;
 pub mod deconvolution;
 pub mod elementwise;
 pub mod eltwise;
+pub mod euclidean_loss;
 pub mod flatten;
 pub mod losses;
 pub mod lrn;
@@ -226,7 +227,7 @@ pub static REGISTRY: &[&LayerType] = &[
     &neurons::CLIP,
     &neurons::SWISH,
     &neurons::MVN,
-    &losses::EUCLIDEAN,
+    &euclidean_loss::TYPE,
     &losses::SIGMOID_CE,
     &losses::CONTRASTIVE,
     &losses::HINGE,
