@@ -540,9 +540,11 @@ impl Op for ConvOp {
                 .zip(self.workers.par_iter_mut())
                 .for_each(|((x, dy), w)| w.backward(&d, weight, x, dy, None, chunk));
         }
-        let (first, rest) = self.workers[..used]
-            .split_first()
-            .expect("at least one worker");
+        let Some((first, rest)) = self.workers[..used.min(self.workers.len())].split_first() else {
+            // An empty batch: no gradient.
+            self.params.iter_mut().for_each(|p| p.blob.diff.fill(0.0));
+            return;
+        };
         let dw = &mut self.params[0].blob.diff;
         dw.copy_from_slice(&first.dw);
         for w in rest {
