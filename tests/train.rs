@@ -273,3 +273,22 @@ fn the_candle_path_trains_like_the_engine() {
     let w = snapshot::load(&snapshot::list(&tmp.path().join("candle")).pop().unwrap().2).unwrap();
     assert_eq!(w.tensors["conv2.0"].0, vec![50, 20, 5, 5]);
 }
+
+#[test]
+fn binary_files_empty_specs_and_missing_runs_get_clear_messages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("model.net");
+    std::fs::write(&bin, [0x89u8, b'P', b'N', b'G', 0, 0, 1, 2]).unwrap();
+    let (code, _, err) = netc(&["check", bin.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not a text file"), "{err}");
+    let empty = tmp.path().join("empty.net");
+    std::fs::write(&empty, "# nothing yet\n").unwrap();
+    let (code, _, err) = netc(&["check", empty.to_str().unwrap()]);
+    assert_eq!(code, 0, "a warning, not an error: {err}");
+    assert!(err.contains("the spec has no layers"), "{err}");
+    let gone = tmp.path().join("gone");
+    let (code, _, err) = netc(&["train", "--resume", gone.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("does not exist"), "{err}");
+}

@@ -38,6 +38,16 @@ pub fn check_source(src: &crate::spec::Source, shape: &ShapeArgs) -> Checked {
             rows: Vec::new(),
         };
     };
+    if spec.layers.is_empty() {
+        diagnostics.push(crate::diag::Diagnostic {
+            severity: crate::diag::Severity::Warning,
+            code: "netc::empty_net",
+            message: "the spec has no layers".into(),
+            labels: vec![(0..src.text.len().min(1), "nothing to build".into())],
+            help: Some("add layers, e.g. start from specs/lenet.net".into()),
+            source: Some(src.clone()),
+        });
+    }
     let ctx = shape.ctx_for(&spec);
     let (irs, ir_diags) = ir::check_all(&spec, &ctx);
     diagnostics.extend(ir_diags);

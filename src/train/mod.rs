@@ -320,6 +320,12 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     let spec_path = match &resume_dir {
         Some(r) => {
             let p = r.join("spec.net");
+            if !r.exists() {
+                return Err(usage(
+                    format!("{} does not exist", r.display()),
+                    Some("pass a run folder `netc train` wrote (runs/...)".into()),
+                ));
+            }
             if !p.is_file() {
                 return Err(usage(
                     format!("{} is not a netc run folder (no spec.net)", r.display()),
