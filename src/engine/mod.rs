@@ -45,7 +45,9 @@ pub struct Param {
 
 /// One lowered layer. Ops overwrite their tops in `forward` and overwrite the diffs of
 /// the bottoms with `prop_down` set in `backward` (the engine inserts splits where a blob
-/// feeds several layers, so no op has to accumulate).
+/// feeds several layers, so no op has to accumulate). As in Caffe, `backward` follows the
+/// `forward` of the same bottoms: ops keep what they need from it (pooling's argmax,
+/// convolution's unrolled columns).
 pub trait Op: Send + std::fmt::Debug {
     fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], train: bool);
     fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]);

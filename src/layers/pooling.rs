@@ -364,6 +364,16 @@ impl Op for PoolOp {
         let (ip, op) = (g.height * g.width, g.out_h * g.out_w);
         let per_task = (TASK / op.max(1)).max(1);
         let (rows, cols, div) = self.table();
+        // 2×2 windows with stride 2, all inside the plane (LeNet's pools): a loop
+        // without window bounds.
+        let pairs = rows
+            .iter()
+            .enumerate()
+            .all(|(i, &(a, b))| a == 2 * i && b == a + 2)
+            && cols
+                .iter()
+                .enumerate()
+                .all(|(i, &(a, b))| a == 2 * i && b == a + 2);
         let x = &bottoms[0].data;
         let (y, rest) = tops.split_first_mut().expect("pooling has a top");
         match self.method {
@@ -376,6 +386,10 @@ impl Op for PoolOp {
                         for ((y, am), x) in
                             y.chunks_mut(op).zip(am.chunks_mut(op)).zip(x.chunks(ip))
                         {
+                            if pairs {
+                                max_2x2(x, y, am, g.width, g.out_w);
+                                continue;
+                            }
                             for (oy, &(r0, r1)) in rows.iter().enumerate() {
                                 for (ox, &(c0, c1)) in cols.iter().enumerate() {
                                     let (mut best, mut at) = (f32::NEG_INFINITY, r0 * g.width + c0);
@@ -475,6 +489,30 @@ impl Op for PoolOp {
     }
 }
 
+/// Max pooling of one plane (rows `width` long) over the 2×2 windows at even positions,
+/// `out_w` outputs a row; the argmax is the first maximum in row-major order, as Caffe's.
+fn max_2x2(x: &[f32], y: &mut [f32], am: &mut [u32], width: usize, out_w: usize) {
+    for (oy, (yr, ar)) in y.chunks_mut(out_w).zip(am.chunks_mut(out_w)).enumerate() {
+        let r0 = 2 * oy * width;
+        let (top, bot) = (&x[r0..r0 + width], &x[r0 + width..r0 + 2 * width]);
+        for (ox, (yv, av)) in yr.iter_mut().zip(ar.iter_mut()).enumerate() {
+            let c = 2 * ox;
+            let (mut best, mut at) = (top[c], r0 + c);
+            if top[c + 1] > best {
+                (best, at) = (top[c + 1], r0 + c + 1);
+            }
+            if bot[c] > best {
+                (best, at) = (bot[c], r0 + width + c);
+            }
+            if bot[c + 1] > best {
+                (best, at) = (bot[c + 1], r0 + width + c + 1);
+            }
+            *yv = best;
+            *av = at as u32;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,6 +578,37 @@ mod tests {
         a.forward(&[&x], &mut [&mut y], true);
         // First window covers rows/cols -1..2 → cells (0,0),(0,1),(1,0),(1,1); divisor 9.
         assert!((y.data[0] - (0.0 + 1.0 + 4.0 + 5.0) / 9.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_2x2_path_matches_the_windows_caffe_takes() {
+        // Even planes take the 2×2 path, odd ones (a clipped last window) the general
+        // one; both must give each window's first maximum in row-major order, ties too.
+        for h in [8, 7] {
+            let (mut o, top) = op(Method::Max, h, 2, 2, 0, 2, 3);
+            let mut x = Blob::zeros(&[2, 3, h, h]);
+            x.data = (0..x.count()).map(|i| ((i * 7) % 5) as f32).collect();
+            let mut y = Blob::zeros(&top);
+            o.forward(&[&x], &mut [&mut y], true);
+            let oh = top[2];
+            for p in 0..6 {
+                for oy in 0..oh {
+                    for ox in 0..oh {
+                        let (mut best, mut at) = (f32::NEG_INFINITY, 0);
+                        for r in 2 * oy..(2 * oy + 2).min(h) {
+                            for c in 2 * ox..(2 * ox + 2).min(h) {
+                                let v = x.data[p * h * h + r * h + c];
+                                if v > best {
+                                    (best, at) = (v, r * h + c);
+                                }
+                            }
+                        }
+                        let i = p * oh * oh + oy * oh + ox;
+                        assert_eq!((y.data[i], o.argmax[i]), (best, at as u32), "h {h} at {i}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
