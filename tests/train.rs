@@ -246,6 +246,11 @@ fn netc_time_reports_every_layer() {
         names,
         ["conv1", "pool1", "conv2", "pool2", "ip1", "relu1", "ip2", "loss"]
     );
+    for l in v["layers"].as_array().unwrap() {
+        for key in ["forward_ms", "forward_median_ms"] {
+            assert!(l[key].as_f64().unwrap() > 0.0, "{key} of {}", l["name"]);
+        }
+    }
     assert!(v["images_per_second"].as_f64().unwrap() > 0.0);
     assert_eq!(v["batch_size"], 64);
 }

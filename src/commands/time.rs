@@ -34,8 +34,12 @@ struct LayerTime {
     name: String,
     #[serde(rename = "type")]
     ty: String,
+    /// Means over the timed iterations, as `caffe time` reports them.
     forward_ms: f64,
     backward_ms: f64,
+    /// Medians: steadier than the means on a shared machine.
+    forward_median_ms: f64,
+    backward_median_ms: f64,
 }
 
 #[allow(clippy::needless_range_loop)] // fwd[i] and bwd[i] are per step, in step order
@@ -70,9 +74,11 @@ pub fn run(a: Args) -> CmdResult {
     }
     let mut state = SolverState::new(net.params().map(|(_, _, p)| p));
     let steps = net.steps.len();
-    let (mut fwd, mut bwd) = (vec![0.0f64; steps], vec![0.0f64; steps]);
-    let mut update = 0.0f64;
     let iterations = a.iterations.max(1);
+    // Per step and iteration: each layer reports its mean and its median.
+    let mut fwd = vec![Vec::with_capacity(iterations); steps];
+    let mut bwd = vec![Vec::with_capacity(iterations); steps];
+    let mut update = Vec::with_capacity(iterations);
     // Whole iterations too: on a shared machine the median is steadier than the mean.
     let mut whole = Vec::with_capacity(iterations);
     for it in 0..iterations + 3 {
@@ -82,7 +88,7 @@ pub fn run(a: Args) -> CmdResult {
             let t = Instant::now();
             net.run_forward(i, true);
             if timed {
-                fwd[i] += t.elapsed().as_secs_f64();
+                fwd[i].push(t.elapsed().as_secs_f64());
             }
         }
         net.seed_loss_diffs();
@@ -90,7 +96,7 @@ pub fn run(a: Args) -> CmdResult {
             let t = Instant::now();
             net.run_backward(i);
             if timed {
-                bwd[i] += t.elapsed().as_secs_f64();
+                bwd[i].push(t.elapsed().as_secs_f64());
             }
         }
         let t = Instant::now();
@@ -101,13 +107,18 @@ pub fn run(a: Args) -> CmdResult {
             cfg.base_lr * 1e-3,
         );
         if timed {
-            update += t.elapsed().as_secs_f64();
+            update.push(t.elapsed().as_secs_f64());
             whole.push(start.elapsed().as_secs_f64() * 1000.0);
         }
     }
     whole.sort_by(f64::total_cmp);
     let (median, fastest) = (whole[whole.len() / 2], whole[0]);
-    let per = |v: f64| v * 1000.0 / iterations as f64;
+    let mean = |v: &Vec<f64>| v.iter().sum::<f64>() * 1000.0 / v.len().max(1) as f64;
+    let med = |v: &Vec<f64>| {
+        let mut v = v.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0) * 1000.0
+    };
     let layers: Vec<LayerTime> = net
         .steps
         .iter()
@@ -116,11 +127,17 @@ pub fn run(a: Args) -> CmdResult {
         .map(|(i, s)| LayerTime {
             name: s.name.clone(),
             ty: s.ty.into(),
-            forward_ms: per(fwd[i]),
-            backward_ms: per(bwd[i]),
+            forward_ms: mean(&fwd[i]),
+            backward_ms: mean(&bwd[i]),
+            forward_median_ms: med(&fwd[i]),
+            backward_median_ms: med(&bwd[i]),
         })
         .collect();
-    let (f, b, u) = (per(fwd.iter().sum()), per(bwd.iter().sum()), per(update));
+    let (f, b, u) = (
+        fwd.iter().map(mean).sum::<f64>(),
+        bwd.iter().map(mean).sum::<f64>(),
+        mean(&update),
+    );
     let total = f + b + u;
     let batch = net.batch();
     let ips = batch as f64 * 1000.0 / total.max(1e-9);
@@ -135,13 +152,13 @@ pub fn run(a: Args) -> CmdResult {
         return Ok(0);
     }
     println!(
-        "{:<16} {:<18} {:>12} {:>12}",
-        "layer", "type", "forward ms", "backward ms"
+        "{:<16} {:<18} {:>12} {:>8} {:>12} {:>8}",
+        "layer", "type", "forward ms", "median", "backward ms", "median"
     );
     for l in &layers {
         println!(
-            "{:<16} {:<18} {:>12.3} {:>12.3}",
-            l.name, l.ty, l.forward_ms, l.backward_ms
+            "{:<16} {:<18} {:>12.3} {:>8.3} {:>12.3} {:>8.3}",
+            l.name, l.ty, l.forward_ms, l.forward_median_ms, l.backward_ms, l.backward_median_ms
         );
     }
     println!("forward {f:.3} ms, backward {b:.3} ms, update {u:.3} ms, total {total:.3} ms per iteration (batch {batch}, {} threads)", rayon::current_num_threads());

@@ -1,4 +1,7 @@
-//! Caffe's im2col and col2im for 2-D convolution with padding, stride and dilation.
+//! Caffe's im2col and col2im for 2-D convolution with padding, stride and dilation, whole
+//! or a panel of pixels at a time.
+
+use super::kernels::Isa;
 
 /// Geometry of a 2-D convolution over one image's channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +88,318 @@ pub fn im2col_plane(g: &Geom, plane: &[f32], rows: &mut [f32], ld: usize, off: u
             }
             row += 1;
         }
+    }
+}
+
+/// A stretch of consecutive pixels inside one row: pixel `p` of a batch is sample
+/// `p / per`, position `p % per`; a run starts at position `pos` of sample `n`, holds `len`
+/// pixels and lands at column `at` of its panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub n: usize,
+    pub pos: usize,
+    pub len: usize,
+    pub at: usize,
+}
+
+/// Splits pixels `p0..p1` into runs that stay inside one row of `row` positions (`row`
+/// divides `per`: the output width for the unrolling, the whole map for copies).
+pub fn runs(per: usize, row: usize, p0: usize, p1: usize, out: &mut Vec<Run>) {
+    out.clear();
+    let mut p = p0;
+    while p < p1 {
+        let (n, pos) = (p / per, p % per);
+        let len = (row - pos % row).min(p1 - p);
+        out.push(Run {
+            n,
+            pos,
+            len,
+            at: p - p0,
+        });
+        p += len;
+    }
+}
+
+/// The unrolled columns of the pixels in `runs` (output-pixel runs of the samples in `x`,
+/// C×H×W each) as one panel: `col_rows()` rows of `width` values; columns no run fills
+/// are zero.
+pub fn im2col_panel(isa: Isa, g: &Geom, x: &[f32], runs: &[Run], panel: &mut [f32], width: usize) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx512` means the processor has AVX-512F.
+        Isa::Avx512 => unsafe { im2col_avx512(g, x, runs, panel, width) },
+        _ => im2col_body::<Plain>(g, x, runs, panel, width),
+    }
+}
+
+/// Adds a panel of column gradients back into the input gradient `dx` (C×H×W per
+/// sample): the adjoint of [`im2col_panel`].
+pub fn col2im_panel(isa: Isa, g: &Geom, panel: &[f32], runs: &[Run], width: usize, dx: &mut [f32]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx512` means the processor has AVX-512F.
+        Isa::Avx512 => unsafe { col2im_avx512(g, panel, runs, width, dx) },
+        _ => col2im_body::<Plain>(g, panel, runs, width, dx),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn im2col_avx512(g: &Geom, x: &[f32], runs: &[Run], panel: &mut [f32], width: usize) {
+    im2col_body::<Masked>(g, x, runs, panel, width)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn col2im_avx512(g: &Geom, panel: &[f32], runs: &[Run], width: usize, dx: &mut [f32]) {
+    col2im_body::<Masked>(g, panel, runs, width, dx)
+}
+
+/// Where a run's kernel row starts in its input row, and whether every tap of the row
+/// reads a contiguous stretch inside the image (stride 1, no padding reached).
+fn taps(g: &Geom, ox: usize, len: usize) -> (isize, bool) {
+    let off = (ox * g.stride_w) as isize - g.pad_w as isize;
+    let last = off + ((g.kernel_w - 1) * g.dilation_w + len) as isize;
+    (off, g.stride_w == 1 && off >= 0 && last <= g.width as isize)
+}
+
+#[inline(always)]
+fn im2col_body<M: Moves>(g: &Geom, x: &[f32], runs: &[Run], panel: &mut [f32], width: usize) {
+    let filled: usize = runs.iter().map(|r| r.len).sum();
+    if filled < width {
+        panel[..g.col_rows() * width].fill(0.0);
+    }
+    let (ow, hw_in) = (g.out_w(), g.height * g.width);
+    let in_per = g.channels * hw_in;
+    for r in runs {
+        let (oy, ox) = (r.pos / ow, r.pos % ow);
+        let (off, inside) = taps(g, ox, r.len);
+        let img = &x[r.n * in_per..][..in_per];
+        let mut k = 0;
+        for c in 0..g.channels {
+            let plane = &img[c * hw_in..][..hw_in];
+            for ki in 0..g.kernel_h {
+                let iy = (oy * g.stride_h + ki * g.dilation_h) as isize - g.pad_h as isize;
+                if iy < 0 || iy >= g.height as isize {
+                    for _ in 0..g.kernel_w {
+                        panel[k * width + r.at..][..r.len].fill(0.0);
+                        k += 1;
+                    }
+                    continue;
+                }
+                let src = &plane[iy as usize * g.width..][..g.width];
+                if inside {
+                    for kj in 0..g.kernel_w {
+                        let s = off as usize + kj * g.dilation_w;
+                        // SAFETY: `M` is `Plain`, or `Masked` inside an AVX-512 function.
+                        unsafe {
+                            M::copy(&mut panel[k * width + r.at..][..r.len], &src[s..s + r.len])
+                        };
+                        k += 1;
+                    }
+                    continue;
+                }
+                for kj in 0..g.kernel_w {
+                    let dst = &mut panel[k * width + r.at..][..r.len];
+                    k += 1;
+                    let o = off + (kj * g.dilation_w) as isize;
+                    for (t, d) in dst.iter_mut().enumerate() {
+                        let ix = o + (t * g.stride_w) as isize;
+                        *d = if ix < 0 || ix >= g.width as isize {
+                            0.0
+                        } else {
+                            src[ix as usize]
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn col2im_body<M: Moves>(g: &Geom, panel: &[f32], runs: &[Run], width: usize, dx: &mut [f32]) {
+    let (ow, hw_in) = (g.out_w(), g.height * g.width);
+    let in_per = g.channels * hw_in;
+    let mut taps_rows: [&[f32]; 16] = [&[]; 16];
+    for r in runs {
+        let (oy, ox) = (r.pos / ow, r.pos % ow);
+        let (off, inside) = taps(g, ox, r.len);
+        let img = &mut dx[r.n * in_per..][..in_per];
+        let mut k = 0;
+        for c in 0..g.channels {
+            let plane = &mut img[c * hw_in..][..hw_in];
+            for ki in 0..g.kernel_h {
+                let iy = (oy * g.stride_h + ki * g.dilation_h) as isize - g.pad_h as isize;
+                if iy < 0 || iy >= g.height as isize {
+                    k += g.kernel_w;
+                    continue;
+                }
+                let dst = &mut plane[iy as usize * g.width..][..g.width];
+                if inside && g.kernel_w <= taps_rows.len() {
+                    let span = r.len + (g.kernel_w - 1) * g.dilation_w;
+                    for (kj, row) in taps_rows[..g.kernel_w].iter_mut().enumerate() {
+                        *row = &panel[(k + kj) * width + r.at..][..r.len];
+                    }
+                    // SAFETY: `M` is `Plain`, or `Masked` inside an AVX-512 function.
+                    let done = unsafe {
+                        M::add_taps(
+                            &mut dst[off as usize..off as usize + span],
+                            &taps_rows[..g.kernel_w],
+                            g.dilation_w,
+                        )
+                    };
+                    if done {
+                        k += g.kernel_w;
+                        continue;
+                    }
+                }
+                if inside {
+                    for kj in 0..g.kernel_w {
+                        let d = off as usize + kj * g.dilation_w;
+                        // SAFETY: `M` is `Plain`, or `Masked` inside an AVX-512 function.
+                        unsafe {
+                            M::add(&mut dst[d..d + r.len], &panel[k * width + r.at..][..r.len])
+                        };
+                        k += 1;
+                    }
+                    continue;
+                }
+                for kj in 0..g.kernel_w {
+                    let src = &panel[k * width + r.at..][..r.len];
+                    k += 1;
+                    let o = off + (kj * g.dilation_w) as isize;
+                    for (t, s) in src.iter().enumerate() {
+                        let ix = o + (t * g.stride_w) as isize;
+                        if ix >= 0 && ix < g.width as isize {
+                            dst[ix as usize] += s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Copies and sums of the short runs of an unrolling (8 or 24 values in LeNet).
+trait Moves {
+    /// `dst = src` (equal lengths).
+    ///
+    /// # Safety
+    /// The implementation's instructions must be available.
+    unsafe fn copy(dst: &mut [f32], src: &[f32]);
+    /// `dst += src` (equal lengths).
+    ///
+    /// # Safety
+    /// As for `copy`.
+    unsafe fn add(dst: &mut [f32], src: &[f32]);
+    /// `dst[kj·step + t] += rows[kj][t]` for every row kj and t below the rows' length,
+    /// in one pass over `dst` (the adds of a kernel row's taps overlap, and adding them
+    /// one by one reads back values still on their way to memory); false when the
+    /// implementation cannot (then nothing was written).
+    ///
+    /// # Safety
+    /// As for `copy`.
+    unsafe fn add_taps(_dst: &mut [f32], _rows: &[&[f32]], _step: usize) -> bool {
+        false
+    }
+}
+
+/// Plain loops in blocks of 8.
+struct Plain;
+
+impl Moves for Plain {
+    #[inline(always)]
+    unsafe fn copy(dst: &mut [f32], src: &[f32]) {
+        copy_short(dst, src)
+    }
+    #[inline(always)]
+    unsafe fn add(dst: &mut [f32], src: &[f32]) {
+        add_short(dst, src)
+    }
+}
+
+/// AVX-512 moves: 16 values at a time, then 8, 4 and single ones. Masked loads are cheap
+/// here but masked stores are not (on AMD's Zen 4 a masked store took most of the
+/// unrolling's time), so stores are never masked.
+#[cfg(target_arch = "x86_64")]
+struct Masked;
+
+#[cfg(target_arch = "x86_64")]
+impl Moves for Masked {
+    #[inline(always)]
+    unsafe fn copy(dst: &mut [f32], src: &[f32]) {
+        use std::arch::x86_64::*;
+        let len = dst.len().min(src.len());
+        let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+        let mut i = 0;
+        while i + 16 <= len {
+            _mm512_storeu_ps(d.add(i), _mm512_loadu_ps(s.add(i)));
+            i += 16;
+        }
+        if i + 8 <= len {
+            _mm256_storeu_ps(d.add(i), _mm256_loadu_ps(s.add(i)));
+            i += 8;
+        }
+        if i + 4 <= len {
+            _mm_storeu_ps(d.add(i), _mm_loadu_ps(s.add(i)));
+            i += 4;
+        }
+        while i < len {
+            *d.add(i) = *s.add(i);
+            i += 1;
+        }
+    }
+    #[inline(always)]
+    unsafe fn add(dst: &mut [f32], src: &[f32]) {
+        use std::arch::x86_64::*;
+        let len = dst.len().min(src.len());
+        let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+        let mut i = 0;
+        while i + 16 <= len {
+            let v = _mm512_add_ps(_mm512_loadu_ps(d.add(i)), _mm512_loadu_ps(s.add(i)));
+            _mm512_storeu_ps(d.add(i), v);
+            i += 16;
+        }
+        if i + 8 <= len {
+            let v = _mm256_add_ps(_mm256_loadu_ps(d.add(i)), _mm256_loadu_ps(s.add(i)));
+            _mm256_storeu_ps(d.add(i), v);
+            i += 8;
+        }
+        if i + 4 <= len {
+            let v = _mm_add_ps(_mm_loadu_ps(d.add(i)), _mm_loadu_ps(s.add(i)));
+            _mm_storeu_ps(d.add(i), v);
+            i += 4;
+        }
+        while i < len {
+            *d.add(i) += *s.add(i);
+            i += 1;
+        }
+    }
+    #[inline(always)]
+    unsafe fn add_taps(dst: &mut [f32], rows: &[&[f32]], step: usize) -> bool {
+        use std::arch::x86_64::*;
+        let len = rows.first().map_or(0, |r| r.len());
+        let span = dst.len();
+        if span > 16 || rows.iter().any(|r| r.len() != len) || span < len + (rows.len() - 1) * step
+        {
+            return false;
+        }
+        // Lane q of the span gets row kj's value q - kj·step where that lies in 0..len:
+        // each row is read through a mask, from a base kj·step values before it (the
+        // masked-off lanes are never read, so the base may lie outside the row).
+        let d = dst.as_mut_ptr();
+        let mut acc = _mm512_maskz_loadu_ps(((1u32 << span) - 1) as __mmask16, d);
+        for (kj, r) in rows.iter().enumerate() {
+            let shift = kj * step;
+            let m = (((1u32 << len) - 1) << shift) as __mmask16;
+            let base = r.as_ptr().wrapping_sub(shift);
+            acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, base));
+        }
+        let mut buf = [0.0f32; 16];
+        _mm512_storeu_ps(buf.as_mut_ptr(), acc);
+        Self::copy(dst, &buf[..span]);
+        true
     }
 }
 
@@ -226,5 +541,76 @@ mod tests {
         im2col(&g, &im, &mut col);
         // Row (ki=1, kj=2) at output (3, 4) reads input (4, 6).
         assert_eq!(col[(5 + 2) * 576 + 3 * 24 + 4], (4 * 28 + 6) as f32);
+    }
+
+    /// Every geometry path (inside runs, padding, stride 2, dilation) and both move
+    /// implementations: panels of 32 pixels over two samples match the whole-image
+    /// unrolling column for column, and the panel col2im is its adjoint.
+    #[test]
+    fn panels_match_the_whole_unrolling_and_col2im_is_their_adjoint() {
+        let mut isas = vec![Isa::Portable];
+        if Isa::detect() == Isa::Avx512 {
+            isas.push(Isa::Avx512);
+        }
+        let geoms = [
+            (1, 9, 11, 5, 5, 0, 0, 1, 1, 1, 1),
+            (2, 7, 6, 3, 2, 1, 2, 2, 1, 1, 2),
+            (3, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1),
+            (2, 20, 21, 1, 3, 0, 0, 1, 1, 1, 1),
+        ];
+        for (c, h, w, kh, kw, ph, pw, sh, sw, dh, dw) in geoms {
+            let g = Geom {
+                channels: c,
+                height: h,
+                width: w,
+                kernel_h: kh,
+                kernel_w: kw,
+                pad_h: ph,
+                pad_w: pw,
+                stride_h: sh,
+                stride_w: sw,
+                dilation_h: dh,
+                dilation_w: dw,
+            };
+            let (n, per, rows) = (2, g.col_cols(), g.col_rows());
+            let in_per = c * h * w;
+            let x: Vec<f32> = (0..n * in_per).map(|i| (i as f32 * 0.37).sin()).collect();
+            let mut whole = vec![0.0; n * rows * per];
+            for s in 0..n {
+                im2col(&g, &x[s * in_per..][..in_per], &mut whole[s * rows * per..]);
+            }
+            let width = 32;
+            let pixels = n * per;
+            let dpanel: Vec<f32> = (0..rows * width).map(|i| (i as f32 * 0.71).cos()).collect();
+            for &isa in &isas {
+                let mut dx = vec![0.0; n * in_per];
+                let mut want_dot = 0.0f64;
+                let mut panel = vec![f32::NAN; rows * width];
+                let mut rs = Vec::new();
+                for p0 in (0..pixels).step_by(width) {
+                    let p1 = pixels.min(p0 + width);
+                    runs(per, g.out_w(), p0, p1, &mut rs);
+                    im2col_panel(isa, &g, &x, &rs, &mut panel, width);
+                    for k in 0..rows {
+                        for t in 0..width {
+                            let p = p0 + t;
+                            let want = if p < pixels {
+                                whole[(p / per) * rows * per + k * per + p % per]
+                            } else {
+                                0.0
+                            };
+                            assert_eq!(panel[k * width + t], want, "{isa:?} {g:?} k {k} p {p}");
+                            want_dot += want as f64 * dpanel[k * width + t] as f64;
+                        }
+                    }
+                    col2im_panel(isa, &g, &dpanel, &rs, width, &mut dx);
+                }
+                let got_dot: f64 = x.iter().zip(&dx).map(|(a, b)| *a as f64 * *b as f64).sum();
+                assert!(
+                    (got_dot - want_dot).abs() < 1e-3,
+                    "{isa:?} {g:?}: {got_dot} vs {want_dot}"
+                );
+            }
+        }
     }
 }

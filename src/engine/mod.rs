@@ -7,6 +7,7 @@ pub mod candle;
 #[cfg(test)]
 pub mod gradcheck;
 pub mod im2col;
+pub mod kernels;
 pub mod net;
 
 use crate::layers::Shape;

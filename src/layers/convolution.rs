@@ -1,5 +1,5 @@
 //! `Convolution`: 2-D convolution with pad, stride, dilation, group and bias, as Caffe
-//! computes it (im2col, then one matrix product per sample and group).
+//! computes it: the input unrolled (im2col), then matrix products with the weights.
 
 use rayon::prelude::*;
 
@@ -9,8 +9,8 @@ use super::{
     first, param_mults, positive, span_of, Arity, Kind, Layer, LayerError, LayerType, Shape,
     ShapeCtx,
 };
-use crate::engine::blas::{sgemm_ld, Mat, T};
-use crate::engine::im2col::{col2im_plane, im2col_plane, Geom};
+use crate::engine::im2col::{col2im_panel, im2col_panel, runs, Geom, Run};
+use crate::engine::kernels::{panel_outer_acc, panel_product, Isa, PackedA, NR};
 use crate::engine::{Blob, Op, Param, Rng};
 use crate::spec::LayerSpec;
 
@@ -252,10 +252,14 @@ impl Layer for Convolution {
     }
 }
 
-/// Convolution as Caffe's GPU path does it, split over threads: each worker unrolls its
-/// share of the batch side by side into one column buffer (C·kh·kw rows of
-/// samples·OH·OW), so each worker runs one large matrix product per group on its own
-/// core, with no synchronisation inside the products.
+/// Convolution over column panels (see [`crate::engine::kernels`]), split over threads:
+/// each worker takes a share of the batch, unrolls its pixels [`NR`] at a time into
+/// panels and multiplies each panel by the weights while it is in cache. The backward
+/// pass unrolls the input again rather than keeping the forward pass's columns: kept,
+/// they were written to and read back from memory (LeNet's conv2: 8 MB a batch), and a
+/// LeNet step took 10% longer (`netc time specs/lenet.net`, three of three pairs). There
+/// is no synchronisation inside a pass; the workers' weight gradients are summed at the
+/// end.
 #[derive(Debug)]
 pub struct ConvOp {
     geom: Geom,
@@ -263,38 +267,39 @@ pub struct ConvOp {
     group: usize,
     params: Vec<Param>,
     workers: Vec<Worker>,
-    /// Samples per worker pass.
+    isa: Isa,
+    /// Each group's weights packed for the forward product (rows: outputs) and their
+    /// transposes for the input gradient (rows: unrolled input rows).
+    wf: Vec<PackedA>,
+    wb: Vec<PackedA>,
+    /// Panels per chunk in the backward pass (see [`CHUNK_VALUES`]).
     chunk: usize,
 }
 
 /// One thread's buffers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Worker {
-    /// The column buffers: one chunk's, or (with `cached`) every chunk of the worker's
-    /// share side by side, kept from the forward pass for the backward pass.
+    /// One chunk's column panels (K rows of NR each).
     col: Vec<f32>,
-    /// Whether `col` holds the whole share (so backward need not unroll again).
-    cached: bool,
-    /// With `cached`: one chunk's column gradient (without, `col` is reused for it).
+    /// One chunk's output (forward) or output-gradient (backward) panels: O rows each.
+    ypan: Vec<f32>,
+    /// One panel of column gradients.
     dcol: Vec<f32>,
-    /// Outputs (forward) or output gradients (backward) of one chunk: O rows.
-    ybuf: Vec<f32>,
-    /// This worker's share of the weight and bias gradients.
-    dw: Vec<f32>,
+    runs: Vec<Run>,
+    segs: Vec<Run>,
+    /// One chunk's output-gradient panels transposed: NR rows of `ldt` values (each
+    /// group's outputs padded to a multiple of NR with zeros).
+    yt: Vec<f32>,
+    /// This worker's share of the weight gradient, transposed per group (kg rows of
+    /// `ogpad`), and of the bias gradient.
+    dwt: Vec<f32>,
     db: Vec<f32>,
 }
 
-/// A worker unrolls at most this many values at a time (1 MiB, so its column buffer stays
-/// in cache between the unrolling and the products: measured with
-/// `cargo run --release --example gemm_probe`, products over a few samples run 10–20%
-/// faster than one product over the whole batch; `netc time specs/lenet.net` agreed in
-/// three of three back-to-back pairs, 1677/1861/2969 against 1563/1345/2533 images/s).
-const COL_LIMIT: usize = 256 << 10;
-
-/// A worker keeps the columns of its whole share from forward to backward when they take
-/// at most this many values (32 MiB): the backward pass then reads them instead of
-/// unrolling the input a second time (LeNet: 1.5 M values for conv2 with 2 workers).
-const CACHE_LIMIT: usize = 8 << 20;
+/// The backward pass takes panels in chunks of about this many values of unrolled input
+/// and transposed output gradients together, so that both stay in cache while the weight
+/// gradient sums over the chunk's panels in registers.
+const CHUNK_VALUES: usize = 32 << 10;
 
 /// The geometry and sizes a worker needs, copied out of the op.
 #[derive(Clone, Copy)]
@@ -302,60 +307,72 @@ struct Dims {
     g: Geom,
     out: usize,
     group: usize,
+    /// Output pixels per sample.
     hw: usize,
-    hw_in: usize,
     in_per: usize,
     out_per: usize,
     og: usize,
     kg: usize,
-    kk: usize,
+    /// Values per column panel (K·NR) and per output panel (O·NR).
+    kp: usize,
+    op: usize,
+    /// Panels per chunk in the backward pass.
+    chunk: usize,
+    /// A group's outputs rounded up to a multiple of NR, and a transposed panel's row.
+    ogpad: usize,
+    ldt: usize,
 }
 
 impl ConvOp {
     pub fn new(geom: Geom, out: usize, group: usize, params: Vec<Param>, batch: usize) -> ConvOp {
         let batch = batch.max(1);
         let threads = rayon::current_num_threads().clamp(1, batch);
-        let per = geom.col_rows() * geom.col_cols();
-        let share = batch.div_ceil(threads);
-        let chunk = (COL_LIMIT / per.max(1)).clamp(1, share);
-        let wcount = params[0].blob.count();
-        let cached = per * share <= CACHE_LIMIT;
-        let worker = Worker {
-            col: vec![0.0; per * if cached { share } else { chunk }],
-            cached,
-            dcol: if cached {
-                vec![0.0; per * chunk]
-            } else {
-                Vec::new()
-            },
-            ybuf: vec![0.0; out * geom.col_cols() * chunk],
-            dw: vec![0.0; wcount],
-            db: vec![0.0; out],
-        };
-        ConvOp {
+        let mut op = ConvOp {
             geom,
             out,
             group,
             params,
-            workers: vec![worker; threads],
-            chunk,
+            workers: vec![Worker::default(); threads],
+            isa: Isa::detect(),
+            wf: vec![PackedA::default(); group],
+            wb: vec![PackedA::default(); group],
+            chunk: 1,
+        };
+        let og = out / group;
+        let ldt = group * og.div_ceil(NR) * NR;
+        op.chunk = (CHUNK_VALUES / (geom.col_rows() * NR + NR * ldt)).max(1);
+        let d = op.dims();
+        for w in &mut op.workers {
+            w.col = vec![0.0; d.kp * d.chunk];
+            w.ypan = vec![0.0; d.op * d.chunk];
+            w.yt = vec![0.0; NR * d.ldt * d.chunk];
+            w.dcol = vec![0.0; d.kp];
+            w.dwt = vec![0.0; d.group * d.kg * d.ogpad];
+            w.db = vec![0.0; out];
         }
+        op
     }
 
     fn dims(&self) -> Dims {
         let g = self.geom;
         let hw = g.col_cols();
+        let kp = g.col_rows() * NR;
+        let og = self.out / self.group;
+        let ogpad = og.div_ceil(NR) * NR;
         Dims {
             g,
             out: self.out,
             group: self.group,
             hw,
-            hw_in: g.height * g.width,
             in_per: g.channels * g.height * g.width,
             out_per: self.out * hw,
             og: self.out / self.group,
             kg: g.col_rows() / self.group,
-            kk: g.kernel_h * g.kernel_w,
+            kp,
+            op: self.out * NR,
+            chunk: self.chunk,
+            ogpad,
+            ldt: self.group * ogpad,
         }
     }
 
@@ -366,82 +383,55 @@ impl ConvOp {
 }
 
 impl Worker {
-    /// Where chunk `ci`'s columns start in `col`.
-    fn col_at(&self, d: &Dims, ci: usize, chunk: usize) -> usize {
-        if self.cached {
-            ci * chunk * d.g.col_rows() * d.hw
-        } else {
-            0
-        }
+    /// Where panel `j` of the share lives in `col`.
+    fn col_at(&self, d: &Dims, j: usize) -> usize {
+        (j % d.chunk) * d.kp
     }
 
-    /// Unrolls `nb` samples of `x` (C×H×W each) into `col` from `at` on.
-    fn unroll(&mut self, d: &Dims, x: &[f32], nb: usize, at: usize) {
-        let ld = nb * d.hw;
-        for c in 0..d.g.channels {
-            let rows = &mut self.col[at + c * d.kk * ld..at + (c + 1) * d.kk * ld];
-            for n in 0..nb {
-                im2col_plane(
-                    &d.g,
-                    &x[n * d.in_per + c * d.hw_in..][..d.hw_in],
-                    rows,
-                    ld,
-                    n * d.hw,
-                );
-            }
-        }
+    /// Unrolls panel `j` (pixels `j·NR..`) of the samples in `x` into `col`.
+    fn unroll(&mut self, d: &Dims, isa: Isa, x: &[f32], pixels: usize, j: usize) {
+        runs(
+            d.hw,
+            d.g.out_w(),
+            j * NR,
+            pixels.min((j + 1) * NR),
+            &mut self.runs,
+        );
+        let at = self.col_at(d, j);
+        im2col_panel(isa, &d.g, x, &self.runs, &mut self.col[at..at + d.kp], NR);
     }
 
     fn forward(
         &mut self,
         d: &Dims,
-        weight: &[f32],
+        isa: Isa,
+        wf: &[PackedA],
         bias: Option<&[f32]>,
         x: &[f32],
         y: &mut [f32],
-        chunk: usize,
     ) {
-        // Sized for the planned share; a larger one (fewer workers) grows it once.
-        let need = d.g.col_rows() * d.hw * x.len() / d.in_per.max(1);
-        if self.cached && self.col.len() < need {
-            self.col.resize(need, 0.0);
-        }
-        for (ci, (x, y)) in x
-            .chunks(chunk * d.in_per)
-            .zip(y.chunks_mut(chunk * d.out_per))
-            .enumerate()
-        {
-            let nb = x.len() / d.in_per;
-            let ld = nb * d.hw;
-            let at = self.col_at(d, ci, chunk);
-            self.unroll(d, x, nb, at);
-            for gi in 0..d.group {
-                sgemm_ld(
-                    false,
-                    d.og,
-                    ld,
-                    d.kg,
-                    Mat {
-                        data: &weight[gi * d.og * d.kg..],
-                        ld: d.kg,
-                        t: T::N,
-                    },
-                    Mat {
-                        data: &self.col[at + gi * d.kg * ld..],
-                        ld,
-                        t: T::N,
-                    },
-                    &mut self.ybuf[gi * d.og * ld..],
-                    ld,
-                    false,
+        let nb = x.len() / d.in_per.max(1);
+        let pixels = nb * d.hw;
+        let np = pixels.div_ceil(NR);
+        for j in 0..np {
+            self.unroll(d, isa, x, pixels, j);
+            let at = self.col_at(d, j);
+            let yp = &mut self.ypan[..d.op];
+            for (gi, a) in wf.iter().enumerate() {
+                panel_product(
+                    isa,
+                    a,
+                    &self.col[at + gi * d.kg * NR..],
+                    &mut yp[gi * d.og * NR..],
                 );
             }
-            for k in 0..nb {
+            runs(d.hw, d.hw, j * NR, pixels.min((j + 1) * NR), &mut self.segs);
+            for s in &self.segs {
                 for o in 0..d.out {
                     let b = bias.map_or(0.0, |b| b[o]);
-                    let src = &self.ybuf[o * ld + k * d.hw..][..d.hw];
-                    let dst = &mut y[k * d.out_per + o * d.hw..][..d.hw];
-                    dst.iter_mut().zip(src).for_each(|(t, s)| *t = s + b);
+                    let src = &yp[o * NR + s.at..][..s.len];
+                    let dst = &mut y[s.n * d.out_per + o * d.hw + s.pos..][..s.len];
+                    dst.iter_mut().zip(src).for_each(|(t, v)| *t = v + b);
                 }
             }
         }
@@ -451,91 +441,86 @@ impl Worker {
     fn backward(
         &mut self,
         d: &Dims,
-        weight: &[f32],
+        isa: Isa,
+        wb: &[PackedA],
         x: &[f32],
         dy: &[f32],
-        dx: Option<&mut [f32]>,
-        chunk: usize,
+        mut dx: Option<&mut [f32]>,
     ) {
-        self.dw.fill(0.0);
+        self.dwt.fill(0.0);
         self.db.fill(0.0);
-        let mut dx = dx;
-        for (ci, (x, dy)) in x
-            .chunks(chunk * d.in_per)
-            .zip(dy.chunks(chunk * d.out_per))
-            .enumerate()
-        {
-            let nb = x.len() / d.in_per;
-            let ld = nb * d.hw;
-            let at = self.col_at(d, ci, chunk);
-            if !self.cached {
-                self.unroll(d, x, nb, at);
-            }
-            for o in 0..d.out {
-                let row = &mut self.ybuf[o * ld..(o + 1) * ld];
-                for k in 0..nb {
-                    let src = &dy[k * d.out_per + o * d.hw..][..d.hw];
-                    row[k * d.hw..(k + 1) * d.hw].copy_from_slice(src);
+        if let Some(dx) = dx.as_deref_mut() {
+            dx.fill(0.0);
+        }
+        let nb = x.len() / d.in_per.max(1);
+        let pixels = nb * d.hw;
+        let np = pixels.div_ceil(NR);
+        for j0 in (0..np).step_by(d.chunk) {
+            let j1 = np.min(j0 + d.chunk);
+            // The chunk's output gradients as panels and transposed, and the bias gradient.
+            for j in j0..j1 {
+                let jj = j - j0;
+                let yp = &mut self.ypan[jj * d.op..][..d.op];
+                runs(d.hw, d.hw, j * NR, pixels.min((j + 1) * NR), &mut self.segs);
+                if self.segs.iter().map(|s| s.len).sum::<usize>() < NR {
+                    yp.fill(0.0);
                 }
-                self.db[o] += row.iter().sum::<f32>();
+                for s in &self.segs {
+                    for o in 0..d.out {
+                        let src = &dy[s.n * d.out_per + o * d.hw + s.pos..][..s.len];
+                        yp[o * NR + s.at..][..s.len].copy_from_slice(src);
+                        self.db[o] += src.iter().sum::<f32>();
+                    }
+                }
+                let yt = &mut self.yt[jj * NR * d.ldt..][..NR * d.ldt];
+                for gi in 0..d.group {
+                    for o in 0..d.og {
+                        let row = &yp[(gi * d.og + o) * NR..][..NR];
+                        for (t, v) in row.iter().enumerate() {
+                            yt[t * d.ldt + gi * d.ogpad + o] = *v;
+                        }
+                    }
+                }
+                self.unroll(d, isa, x, pixels, j);
             }
+            let base = self.col_at(d, j0);
             for gi in 0..d.group {
-                sgemm_ld(
-                    false,
-                    d.og,
-                    d.kg,
-                    ld,
-                    Mat {
-                        data: &self.ybuf[gi * d.og * ld..],
-                        ld,
-                        t: T::N,
-                    },
-                    Mat {
-                        data: &self.col[at + gi * d.kg * ld..],
-                        ld,
-                        t: T::T,
-                    },
-                    &mut self.dw[gi * d.og * d.kg..],
-                    d.kg,
-                    true,
-                );
+                for ob in (0..d.ogpad).step_by(NR) {
+                    panel_outer_acc(
+                        isa,
+                        d.kg,
+                        j1 - j0,
+                        &self.col[base + gi * d.kg * NR..],
+                        d.kp,
+                        &self.yt[gi * d.ogpad + ob..],
+                        NR * d.ldt,
+                        d.ldt,
+                        &mut self.dwt[gi * d.kg * d.ogpad + ob..],
+                        d.ogpad,
+                    );
+                }
             }
             let Some(dx) = dx.as_deref_mut() else {
                 continue;
             };
-            let dcol = if self.cached {
-                &mut self.dcol
-            } else {
-                &mut self.col
-            };
-            for gi in 0..d.group {
-                sgemm_ld(
-                    false,
-                    d.kg,
-                    ld,
-                    d.og,
-                    Mat {
-                        data: &weight[gi * d.og * d.kg..],
-                        ld: d.kg,
-                        t: T::T,
-                    },
-                    Mat {
-                        data: &self.ybuf[gi * d.og * ld..],
-                        ld,
-                        t: T::N,
-                    },
-                    &mut dcol[gi * d.kg * ld..],
-                    ld,
-                    false,
-                );
-            }
-            let dx = &mut dx[ci * chunk * d.in_per..][..nb * d.in_per];
-            dx.fill(0.0);
-            for k in 0..nb {
-                for c in 0..d.g.channels {
-                    let plane = &mut dx[k * d.in_per + c * d.hw_in..][..d.hw_in];
-                    col2im_plane(&d.g, &dcol[c * d.kk * ld..], ld, k * d.hw, plane);
+            for j in j0..j1 {
+                let yp = &self.ypan[(j - j0) * d.op..][..d.op];
+                for (gi, a) in wb.iter().enumerate() {
+                    panel_product(
+                        isa,
+                        a,
+                        &yp[gi * d.og * NR..],
+                        &mut self.dcol[gi * d.kg * NR..],
+                    );
                 }
+                runs(
+                    d.hw,
+                    d.g.out_w(),
+                    j * NR,
+                    pixels.min((j + 1) * NR),
+                    &mut self.runs,
+                );
+                col2im_panel(isa, &d.g, &self.dcol, &self.runs, NR, dx);
             }
         }
     }
@@ -546,50 +531,63 @@ impl Op for ConvOp {
         let d = self.dims();
         let n = bottoms[0].shape[0];
         let share = self.share(n);
-        let chunk = self.chunk.min(share);
         let weight = &self.params[0].blob.data;
+        for (gi, a) in self.wf.iter_mut().enumerate() {
+            a.pack(&weight[gi * d.og * d.kg..], d.kg, 1, d.og, d.kg);
+        }
         let bias = self.params.get(1).map(|p| p.blob.data.as_slice());
+        let (isa, wf) = (self.isa, &self.wf);
         tops[0]
             .data
             .par_chunks_mut(share * d.out_per)
             .zip(bottoms[0].data.par_chunks(share * d.in_per))
             .zip(self.workers.par_iter_mut())
-            .for_each(|((y, x), w)| w.forward(&d, weight, bias, x, y, chunk));
+            .for_each(|((y, x), w)| w.forward(&d, isa, wf, bias, x, y));
     }
 
     fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]) {
         let d = self.dims();
         let n = tops[0].shape[0];
         let share = self.share(n);
-        let chunk = self.chunk.min(share);
         let used = n.div_ceil(share);
         let weight = &self.params[0].blob.data;
         let dy = &tops[0].diff;
         let bottom = &mut *bottoms[0];
         let x = &bottom.data;
+        let isa = self.isa;
         if prop_down.first().copied().unwrap_or(false) {
+            for (gi, a) in self.wb.iter_mut().enumerate() {
+                a.pack(&weight[gi * d.og * d.kg..], 1, d.kg, d.kg, d.og);
+            }
+            let wb = &self.wb;
             bottom
                 .diff
                 .par_chunks_mut(share * d.in_per)
                 .zip(x.par_chunks(share * d.in_per))
                 .zip(dy.par_chunks(share * d.out_per))
                 .zip(self.workers.par_iter_mut())
-                .for_each(|(((dx, x), dy), w)| w.backward(&d, weight, x, dy, Some(dx), chunk));
+                .for_each(|(((dx, x), dy), w)| w.backward(&d, isa, wb, x, dy, Some(dx)));
         } else {
             x.par_chunks(share * d.in_per)
                 .zip(dy.par_chunks(share * d.out_per))
                 .zip(self.workers.par_iter_mut())
-                .for_each(|((x, dy), w)| w.backward(&d, weight, x, dy, None, chunk));
+                .for_each(|((x, dy), w)| w.backward(&d, isa, &[], x, dy, None));
         }
         let Some((first, rest)) = self.workers[..used.min(self.workers.len())].split_first() else {
             // An empty batch: no gradient.
             self.params.iter_mut().for_each(|p| p.blob.diff.fill(0.0));
             return;
         };
+        // dW[g][o][k] = Σ over workers of dWᵀ[g][k][o].
         let dw = &mut self.params[0].blob.diff;
-        dw.copy_from_slice(&first.dw);
-        for w in rest {
-            dw.iter_mut().zip(&w.dw).for_each(|(a, b)| *a += b);
+        for gi in 0..d.group {
+            for o in 0..d.og {
+                for k in 0..d.kg {
+                    let at = gi * d.kg * d.ogpad + k * d.ogpad + o;
+                    dw[(gi * d.og + o) * d.kg + k] =
+                        first.dwt[at] + rest.iter().map(|w| w.dwt[at]).sum::<f32>();
+                }
+            }
         }
         if let Some(b) = self.params.get_mut(1) {
             b.blob.diff.copy_from_slice(&first.db);
@@ -722,10 +720,12 @@ mod tests {
             &[vec![2, 3, 4, 4]],
             &[vec![2, 2, 4, 4]],
         );
-        // Batches split into chunks of one sample give the same gradients.
-        let mut chunked = op(2, 6, 5, 3, 3, 1, 1, 1, 3);
-        chunked.chunk = 1;
-        chunked.workers.truncate(1);
-        check_op(&mut chunked, &[vec![3, 2, 6, 5]], &[vec![3, 3, 6, 5]]);
+        // Chunks of one panel, and the portable kernels: the same gradients.
+        let mut one = op(2, 6, 5, 3, 3, 1, 1, 1, 3);
+        one.chunk = 1;
+        check_op(&mut one, &[vec![3, 2, 6, 5]], &[vec![3, 3, 6, 5]]);
+        let mut portable = op(4, 5, 5, 4, 2, 0, 2, 2, 2);
+        portable.isa = Isa::Portable;
+        check_op(&mut portable, &[vec![2, 4, 5, 5]], &[vec![2, 4, 2, 2]]);
     }
 }

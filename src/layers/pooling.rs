@@ -331,6 +331,19 @@ const TASK: usize = 1 << 14;
 type WindowTable = (Vec<(usize, usize)>, Vec<(usize, usize)>, Vec<f32>);
 
 impl PoolOp {
+    /// Whether every window is 2×2 at even positions inside the plane (LeNet's pools):
+    /// then loops without window bounds run.
+    fn pairs(&self) -> bool {
+        let (rows, cols, _) = self.table();
+        rows.iter()
+            .enumerate()
+            .all(|(i, &(a, b))| a == 2 * i && b == a + 2)
+            && cols
+                .iter()
+                .enumerate()
+                .all(|(i, &(a, b))| a == 2 * i && b == a + 2)
+    }
+
     /// Row ranges per output row, column ranges per output column, and the AVE divisor
     /// per output position, computed once per call instead of per output.
     fn table(&self) -> WindowTable {
@@ -364,16 +377,7 @@ impl Op for PoolOp {
         let (ip, op) = (g.height * g.width, g.out_h * g.out_w);
         let per_task = (TASK / op.max(1)).max(1);
         let (rows, cols, div) = self.table();
-        // 2×2 windows with stride 2, all inside the plane (LeNet's pools): a loop
-        // without window bounds.
-        let pairs = rows
-            .iter()
-            .enumerate()
-            .all(|(i, &(a, b))| a == 2 * i && b == a + 2)
-            && cols
-                .iter()
-                .enumerate()
-                .all(|(i, &(a, b))| a == 2 * i && b == a + 2);
+        let pairs = self.pairs();
         let x = &bottoms[0].data;
         let (y, rest) = tops.split_first_mut().expect("pooling has a top");
         match self.method {
@@ -491,24 +495,24 @@ impl Op for PoolOp {
 
 /// Max pooling of one plane (rows `width` long) over the 2×2 windows at even positions,
 /// `out_w` outputs a row; the argmax is the first maximum in row-major order, as Caffe's.
+/// Without branches (which maximum wins is a coin toss that a branch predictor loses):
+/// the better of each row's pair, then the better of the two, ties to the earlier.
 fn max_2x2(x: &[f32], y: &mut [f32], am: &mut [u32], width: usize, out_w: usize) {
     for (oy, (yr, ar)) in y.chunks_mut(out_w).zip(am.chunks_mut(out_w)).enumerate() {
         let r0 = 2 * oy * width;
         let (top, bot) = (&x[r0..r0 + width], &x[r0 + width..r0 + 2 * width]);
         for (ox, (yv, av)) in yr.iter_mut().zip(ar.iter_mut()).enumerate() {
             let c = 2 * ox;
-            let (mut best, mut at) = (top[c], r0 + c);
-            if top[c + 1] > best {
-                (best, at) = (top[c + 1], r0 + c + 1);
-            }
-            if bot[c] > best {
-                (best, at) = (bot[c], r0 + width + c);
-            }
-            if bot[c + 1] > best {
-                (best, at) = (bot[c + 1], r0 + width + c + 1);
-            }
-            *yv = best;
-            *av = at as u32;
+            let (a, b, p, q) = (top[c], top[c + 1], bot[c], bot[c + 1]);
+            let (m1, i1) = if b > a { (b, c + 1) } else { (a, c) };
+            let (m2, i2) = if q > p {
+                (q, width + c + 1)
+            } else {
+                (p, width + c)
+            };
+            let (m, i) = if m2 > m1 { (m2, i2) } else { (m1, i1) };
+            *yv = m;
+            *av = (r0 + i) as u32;
         }
     }
 }
@@ -622,5 +626,27 @@ mod tests {
             let (mut o, top) = op(m, h, k, s, p, 2, 3);
             check_op(&mut o, &[vec![2, 3, h, h]], &[top]);
         }
+        // FLOOR rounding on an odd plane: the 2×2 path, with a last row and column that
+        // no window reads (their gradient is zero).
+        let pl = Pooling {
+            method: Method::Max,
+            window: Some(Window {
+                kernel: [2, 2],
+                pad: [0, 0],
+                stride: [2, 2],
+                dilation: [1, 1],
+            }),
+            ceil: false,
+            tops: 1,
+        };
+        let g = pl.geom(&vec![2, 3, 7, 7]).unwrap();
+        assert_eq!((g.out_h, g.out_w), (3, 3));
+        let mut o = PoolOp {
+            geom: g,
+            method: Method::Max,
+            argmax: vec![0; 2 * 3 * 9],
+        };
+        assert!(o.pairs());
+        check_op(&mut o, &[vec![2, 3, 7, 7]], &[vec![2, 3, 3, 3]]);
     }
 }

@@ -1,0 +1,137 @@
+//! Times the panel kernels on LeNet's conv2 shapes (a measuring aid for
+//! `src/engine/kernels.rs`; run with `cargo run --release --example panel_probe`).
+use netc::engine::im2col::Geom;
+use netc::engine::kernels::{panel_outer_acc, panel_product, Isa, PackedA, NR};
+use netc::engine::{Blob, Op, Param};
+use netc::layers::convolution::ConvOp;
+use std::time::Instant;
+
+fn time(label: &str, macs: f64, mut f: impl FnMut()) {
+    f();
+    let mut best = f64::MAX;
+    for _ in 0..30 {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    println!(
+        "{label:<48} {:>8.3} ms  {:>6.1} GFLOP/s",
+        best * 1e3,
+        2.0 * macs / best / 1e9
+    );
+}
+
+/// LeNet's convolution `(c, h, out)` (5×5 kernel) as the engine runs it, batch 64.
+fn conv(name: &str, c: usize, h: usize, out: usize, prop: bool) {
+    let g = Geom {
+        channels: c,
+        height: h,
+        width: h,
+        kernel_h: 5,
+        kernel_w: 5,
+        pad_h: 0,
+        pad_w: 0,
+        stride_h: 1,
+        stride_w: 1,
+        dilation_h: 1,
+        dilation_w: 1,
+    };
+    let param = |shape: &[usize]| {
+        let mut blob = Blob::zeros(shape);
+        blob.data
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = (i as f32 * 0.37).sin() * 0.1);
+        Param {
+            blob,
+            lr_mult: 1.0,
+            decay_mult: 1.0,
+        }
+    };
+    let n = 64;
+    let mut op = ConvOp::new(g, out, 1, vec![param(&[out, c, 5, 5]), param(&[out])], n);
+    let mut x = Blob::zeros(&[n, c, h, h]);
+    x.data
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, v)| *v = (i as f32 * 0.11).cos());
+    let mut y = Blob::zeros(&[n, out, g.out_h(), g.out_w()]);
+    y.diff
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, v)| *v = (i as f32 * 0.13).sin());
+    let macs = (n * out * c * 25 * g.out_h() * g.out_w()) as f64;
+    time(&format!("{name} forward, batch 64"), macs, || {
+        op.forward(&[&x], &mut [&mut y], true)
+    });
+    let bw = if prop { 2.0 } else { 1.0 };
+    time(&format!("{name} backward, batch 64"), bw * macs, || {
+        op.backward(&[&y], &mut [&mut x], &[prop])
+    });
+}
+
+fn main() {
+    let isa = Isa::detect();
+    println!("kernels: {isa:?}, {} threads", rayon::current_num_threads());
+    conv("conv1", 1, 28, 20, false);
+    conv("conv2", 20, 12, 50, true);
+    if std::env::args().nth(1).as_deref() == Some("conv") {
+        return;
+    }
+    // conv2 at batch 64 on one thread: 4096 pixels = 128 panels, K = 500, O = 50.
+    let (o, k, np) = (50usize, 500usize, 128usize);
+    let w: Vec<f32> = (0..o * k).map(|i| (i as f32 * 0.1).sin()).collect();
+    let col: Vec<f32> = (0..np * k * NR).map(|i| (i as f32 * 0.3).cos()).collect();
+    let mut y = vec![0.0f32; np * o * NR];
+    let mut a = PackedA::default();
+    a.pack(&w, k, 1, o, k);
+    let macs = (o * k * np * NR) as f64;
+    time("forward: W·col, 128 panels (50×500 each)", macs, || {
+        for j in 0..np {
+            panel_product(isa, &a, &col[j * k * NR..], &mut y[j * o * NR..]);
+        }
+    });
+    let mut at = PackedA::default();
+    at.pack(&w, 1, k, k, o);
+    let mut dcol = vec![0.0f32; k * NR];
+    time(
+        "input grad: Wᵀ·dY, 128 panels (500×50 each)",
+        macs,
+        || {
+            for j in 0..np {
+                panel_product(isa, &at, &y[j * o * NR..], &mut dcol);
+            }
+        },
+    );
+    for ldt in [64usize, 50] {
+        let ldt_pad = ldt.div_ceil(NR) * NR;
+        let yt: Vec<f32> = (0..np * NR * ldt_pad)
+            .map(|i| (i as f32 * 0.7).sin())
+            .collect();
+        let mut dwt = vec![0.0f32; k * ldt_pad];
+        for g in [1usize, 2, 4, 16] {
+            time(
+                &format!("weight grad: col·dYᵀ, {g} panel(s) a call, ldt {ldt_pad}"),
+                macs,
+                || {
+                    for j0 in (0..np).step_by(g) {
+                        for ob in (0..ldt_pad).step_by(NR) {
+                            panel_outer_acc(
+                                isa,
+                                k,
+                                g,
+                                &col[j0 * k * NR..],
+                                k * NR,
+                                &yt[j0 * NR * ldt_pad + ob..],
+                                NR * ldt_pad,
+                                ldt_pad,
+                                &mut dwt[ob..],
+                                ldt_pad,
+                            );
+                        }
+                    }
+                },
+            );
+        }
+    }
+}
