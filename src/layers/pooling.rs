@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use super::window::Window;
 use super::{first, span_of, Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
+use crate::engine::kernels::Isa;
 use crate::engine::{Blob, Op, Rng};
 use crate::spec::LayerSpec;
 
@@ -378,6 +379,7 @@ impl Op for PoolOp {
         let per_task = (TASK / op.max(1)).max(1);
         let (rows, cols, div) = self.table();
         let pairs = self.pairs();
+        let isa = Isa::detect();
         let x = &bottoms[0].data;
         let (y, rest) = tops.split_first_mut().expect("pooling has a top");
         match self.method {
@@ -391,7 +393,14 @@ impl Op for PoolOp {
                             y.chunks_mut(op).zip(am.chunks_mut(op)).zip(x.chunks(ip))
                         {
                             if pairs {
-                                max_2x2(x, y, am, g.width, g.out_w);
+                                match isa {
+                                    #[cfg(target_arch = "x86_64")]
+                                    // SAFETY: `Isa::Avx512` means the processor has it.
+                                    Isa::Avx512 => unsafe {
+                                        avx512::max_2x2(x, y, am, g.width, g.out_w)
+                                    },
+                                    _ => max_2x2(x, y, am, g.width, g.out_w),
+                                }
                                 continue;
                             }
                             for (oy, &(r0, r1)) in rows.iter().enumerate() {
@@ -455,6 +464,23 @@ impl Op for PoolOp {
         let dx = &mut bottoms[0].diff;
         match self.method {
             Method::Max => {
+                #[cfg(target_arch = "x86_64")]
+                if self.pairs() && Isa::detect() == Isa::Avx512 {
+                    dx.par_chunks_mut(ip * per_task)
+                        .zip(dy.par_chunks(op * per_task))
+                        .zip(self.argmax.par_chunks(op * per_task))
+                        .for_each(|((dx, dy), am)| {
+                            for ((dx, dy), am) in
+                                dx.chunks_mut(ip).zip(dy.chunks(op)).zip(am.chunks(op))
+                            {
+                                // SAFETY: the processor has AVX-512F.
+                                unsafe { avx512::max_2x2_backward(dy, am, dx, g.width, g.out_w) };
+                                // An odd height leaves a last row no window reads.
+                                dx[2 * g.out_h * g.width..].fill(0.0);
+                            }
+                        });
+                    return;
+                }
                 dx.par_chunks_mut(ip * per_task)
                     .zip(dy.par_chunks(op * per_task))
                     .zip(self.argmax.par_chunks(op * per_task))
@@ -513,6 +539,153 @@ fn max_2x2(x: &[f32], y: &mut [f32], am: &mut [u32], width: usize, out_w: usize)
             let (m, i) = if m2 > m1 { (m2, i2) } else { (m1, i1) };
             *yv = m;
             *av = (r0 + i) as u32;
+        }
+    }
+}
+
+/// [`max_2x2`] and its backward pass with AVX-512, 16 outputs at a time: the even and odd
+/// columns of a row pair are separated with permutes, compared lane by lane, and the
+/// argmax built from lane indices; the backward pass writes every input gradient of a
+/// row pair (the maximum's, or zero) instead of clearing the plane and scattering.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// The first `n` lanes of `v` into `dst` with plain stores of 8, 4 and 1 values
+    /// (masked stores are slow on AMD's Zen 4, and a copy of a variable length is a
+    /// `memcpy` call).
+    #[inline(always)]
+    unsafe fn store_first(dst: &mut [f32], v: __m512, n: usize) {
+        let d = dst[..n].as_mut_ptr();
+        if n == 16 {
+            _mm512_storeu_ps(d, v);
+            return;
+        }
+        let mut i = 0;
+        let mut y = _mm512_castps512_ps256(v);
+        if n >= 8 {
+            _mm256_storeu_ps(d, y);
+            y = _mm512_castps512_ps256(_mm512_shuffle_f32x4::<0b11_10_11_10>(v, v));
+            i = 8;
+        }
+        let mut x = _mm256_castps256_ps128(y);
+        if n - i >= 4 {
+            _mm_storeu_ps(d.add(i), x);
+            x = _mm256_extractf128_ps::<1>(y);
+            i += 4;
+        }
+        while i < n {
+            _mm_store_ss(d.add(i), x);
+            x = _mm_shuffle_ps::<0b00_11_10_01>(x, x);
+            i += 1;
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store_first_u32(dst: &mut [u32], v: __m512i, n: usize) {
+        let d = std::slice::from_raw_parts_mut(dst[..n].as_mut_ptr().cast::<f32>(), n);
+        store_first(d, _mm512_castsi512_ps(v), n);
+    }
+
+    #[inline(always)]
+    fn mask(n: usize) -> __mmask16 {
+        ((1u32 << n.min(16)) - 1) as __mmask16
+    }
+
+    /// Values `c..c + 2n` of `row` (n ≤ 16) as two vectors; lanes past them are zero.
+    #[inline(always)]
+    unsafe fn load_pairs(row: &[f32], c: usize, n: usize) -> (__m512, __m512) {
+        let p = row[c..c + 2 * n].as_ptr();
+        let lo = _mm512_maskz_loadu_ps(mask(2 * n), p);
+        let hi = if n > 8 {
+            _mm512_maskz_loadu_ps(mask(2 * n - 16), p.add(16))
+        } else {
+            _mm512_setzero_ps()
+        };
+        (lo, hi)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn max_2x2(x: &[f32], y: &mut [f32], am: &mut [u32], width: usize, out_w: usize) {
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+        let one = _mm512_set1_epi32(1);
+        let below = _mm512_set1_epi32(width as i32);
+        for (oy, (yr, ar)) in y.chunks_mut(out_w).zip(am.chunks_mut(out_w)).enumerate() {
+            let r0 = 2 * oy * width;
+            let (top, bot) = (&x[r0..r0 + width], &x[r0 + width..r0 + 2 * width]);
+            let mut ox = 0;
+            while ox < out_w {
+                let n = (out_w - ox).min(16);
+                let c = 2 * ox;
+                let (t0, t1) = load_pairs(top, c, n);
+                let (b0, b1) = load_pairs(bot, c, n);
+                let (te, to) = (
+                    _mm512_permutex2var_ps(t0, even, t1),
+                    _mm512_permutex2var_ps(t0, odd, t1),
+                );
+                let (be, bo) = (
+                    _mm512_permutex2var_ps(b0, even, b1),
+                    _mm512_permutex2var_ps(b0, odd, b1),
+                );
+                // Index of each lane's top-left input inside the plane.
+                let base = _mm512_add_epi32(_mm512_set1_epi32((r0 + c) as i32), even);
+                let k1 = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(to, te);
+                let m1 = _mm512_mask_blend_ps(k1, te, to);
+                let i1 = _mm512_mask_add_epi32(base, k1, base, one);
+                let k2 = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(bo, be);
+                let m2 = _mm512_mask_blend_ps(k2, be, bo);
+                let base2 = _mm512_add_epi32(base, below);
+                let i2 = _mm512_mask_add_epi32(base2, k2, base2, one);
+                let k = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(m2, m1);
+                store_first(&mut yr[ox..], _mm512_mask_blend_ps(k, m1, m2), n);
+                store_first_u32(&mut ar[ox..], _mm512_mask_blend_epi32(k, i1, i2), n);
+                ox += n;
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn max_2x2_backward(
+        dy: &[f32],
+        am: &[u32],
+        dx: &mut [f32],
+        width: usize,
+        out_w: usize,
+    ) {
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let one = _mm512_set1_epi32(1);
+        let below = _mm512_set1_epi32(width as i32);
+        // Even and odd lanes interleaved back: lanes 0..8 of both, then 8..16.
+        let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        for (oy, (dyr, ar)) in dy.chunks(out_w).zip(am.chunks(out_w)).enumerate() {
+            let r0 = 2 * oy * width;
+            let (top, bot) = dx[r0..r0 + 2 * width].split_at_mut(width);
+            let mut ox = 0;
+            while ox < out_w {
+                let n = (out_w - ox).min(16);
+                let c = 2 * ox;
+                let d = _mm512_maskz_loadu_ps(mask(n), dyr[ox..ox + n].as_ptr());
+                let a = _mm512_maskz_loadu_epi32(mask(n), ar[ox..ox + n].as_ptr().cast());
+                let base = _mm512_add_epi32(_mm512_set1_epi32((r0 + c) as i32), even);
+                let base2 = _mm512_add_epi32(base, below);
+                let te = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(a, base), d);
+                let to = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(a, _mm512_add_epi32(base, one)), d);
+                let be = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(a, base2), d);
+                let bo = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(a, _mm512_add_epi32(base2, one)), d);
+                for (row, e, o) in [(&mut *top, te, to), (&mut *bot, be, bo)] {
+                    let out = &mut row[c..c + 2 * n];
+                    store_first(out, _mm512_permutex2var_ps(e, lo, o), (2 * n).min(16));
+                    if n > 8 {
+                        store_first(&mut out[16..], _mm512_permutex2var_ps(e, hi, o), 2 * n - 16);
+                    }
+                }
+                ox += n;
+            }
+            // An odd width leaves a last column no window reads.
+            top[2 * out_w..].fill(0.0);
+            bot[2 * out_w..].fill(0.0);
         }
     }
 }
@@ -648,5 +821,35 @@ mod tests {
         };
         assert!(o.pairs());
         check_op(&mut o, &[vec![2, 3, 7, 7]], &[vec![2, 3, 3, 3]]);
+    }
+
+    /// The AVX-512 2×2 kernels against the plain ones on planes wider than one vector of
+    /// outputs (40 columns: 20 outputs a row, a block of 16 and one of 4) with ties.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_2x2_matches_the_plain_loops() {
+        if Isa::detect() != Isa::Avx512 {
+            eprintln!("skipped: no AVX-512 here");
+            return;
+        }
+        for (h, w) in [(6, 40), (4, 6), (8, 34)] {
+            let (oh, ow) = (h / 2, w / 2);
+            let x: Vec<f32> = (0..h * w).map(|i| ((i * 7919) % 13) as f32).collect();
+            let (mut y1, mut a1) = (vec![0.0; oh * ow], vec![0u32; oh * ow]);
+            let (mut y2, mut a2) = (vec![0.0; oh * ow], vec![0u32; oh * ow]);
+            max_2x2(&x, &mut y1, &mut a1, w, ow);
+            // SAFETY: AVX-512F was detected above.
+            unsafe { avx512::max_2x2(&x, &mut y2, &mut a2, w, ow) };
+            assert_eq!((&y1, &a1), (&y2, &a2), "{h}×{w}");
+            let dy: Vec<f32> = (0..oh * ow).map(|i| i as f32 + 0.5).collect();
+            let mut want = vec![0.0; h * w];
+            for (d, a) in dy.iter().zip(&a1) {
+                want[*a as usize] += d;
+            }
+            let mut got = vec![f32::NAN; h * w];
+            // SAFETY: as above.
+            unsafe { avx512::max_2x2_backward(&dy, &a1, &mut got, w, ow) };
+            assert_eq!(got, want, "{h}×{w}");
+        }
     }
 }
