@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Param;
@@ -257,6 +259,9 @@ impl SolverState {
 }
 
 /// One update of every parameter from its gradient (Caffe's `ApplyUpdate`), at `rate`.
+/// Every step is elementwise except the gradient clipping's norm, so the blobs are cut into
+/// chunks that the threads update in parallel, each chunk in one pass while it is in
+/// cache (regularisation, then the solver's rule).
 pub fn apply_update<'a>(
     cfg: &SolverConfig,
     state: &mut SolverState,
@@ -264,23 +269,25 @@ pub fn apply_update<'a>(
     rate: f64,
 ) {
     let mut params: Vec<&mut Param> = params.collect();
-    // Regularization.
-    for p in params.iter_mut() {
-        let decay = (cfg.weight_decay * p.decay_mult as f64) as f32;
-        if decay == 0.0 || p.lr_mult == 0.0 {
-            continue;
-        }
-        let (d, g) = (&p.blob.data, &mut p.blob.diff);
-        if cfg.regularization_type == "L1" {
-            g.iter_mut()
-                .zip(d)
-                .for_each(|(g, w)| *g += decay * w.signum() * (*w != 0.0) as i32 as f32);
+    let l1 = cfg.regularization_type == "L1";
+    let decay_of = |p: &Param| {
+        if p.lr_mult == 0.0 {
+            0.0
         } else {
-            g.iter_mut().zip(d).for_each(|(g, w)| *g += decay * w);
+            (cfg.weight_decay * p.decay_mult as f64) as f32
         }
-    }
-    // Gradient clipping by the global L2 norm.
-    if cfg.clip_gradients >= 0.0 {
+    };
+    // Gradient clipping by the global L2 norm of the regularised gradients: regularise
+    // first, then scale.
+    let clip = cfg.clip_gradients >= 0.0;
+    if clip {
+        for p in params.iter_mut() {
+            let decay = decay_of(p);
+            if decay != 0.0 {
+                let (w, g) = (&p.blob.data, &mut p.blob.diff);
+                regularise(g, w, decay, l1);
+            }
+        }
         let norm = params
             .iter()
             .filter(|p| p.lr_mult != 0.0)
@@ -295,44 +302,123 @@ pub fn apply_update<'a>(
         }
     }
     let t = state.iter + 1;
-    let (mom, mom2, delta) = (cfg.momentum as f32, cfg.momentum2 as f32, cfg.delta as f32);
-    for (i, p) in params.into_iter().enumerate() {
-        let lr = (rate * p.lr_mult as f64) as f32;
+    let rule = Rule {
+        solver: cfg.solver_type,
+        l1,
+        mom: cfg.momentum as f32,
+        mom2: cfg.momentum2 as f32,
+        delta: cfg.delta as f32,
+        rms: cfg.rms_decay as f32,
+        // (From the f32 momenta, as the rule uses them.)
+        corr: ((1.0 - (cfg.momentum2 as f32 as f64).powi(t as i32)).sqrt()
+            / (1.0 - (cfg.momentum as f32 as f64).powi(t as i32))) as f32,
+    };
+    let mut tasks = Vec::new();
+    for ((p, h), h2) in params
+        .into_iter()
+        .zip(state.history.iter_mut())
+        .zip(state.history2.iter_mut())
+    {
         if p.lr_mult == 0.0 {
             continue;
         }
-        let (w, g) = (&mut p.blob.data, &p.blob.diff);
-        let h = &mut state.history[i];
-        match cfg.solver_type {
+        let lr = (rate * p.lr_mult as f64) as f32;
+        let decay = if clip { 0.0 } else { decay_of(p) };
+        let (w, g) = (&mut p.blob.data, &mut p.blob.diff);
+        for (((w, g), h), h2) in w
+            .chunks_mut(CHUNK)
+            .zip(g.chunks_mut(CHUNK))
+            .zip(h.chunks_mut(CHUNK))
+            .zip(h2.chunks_mut(CHUNK))
+        {
+            tasks.push((w, g, h, h2, lr, decay));
+        }
+    }
+    tasks
+        .into_par_iter()
+        .for_each(|(w, g, h, h2, lr, decay)| rule.apply(w, g, h, h2, lr, decay));
+    state.iter = t;
+}
+
+/// Values per task of the update (16 KiB an array).
+const CHUNK: usize = 64 << 10;
+
+/// `g += decay·w` (L2) or `g += decay·sign(w)` (L1).
+fn regularise(g: &mut [f32], w: &[f32], decay: f32, l1: bool) {
+    if l1 {
+        g.iter_mut()
+            .zip(w)
+            .for_each(|(g, w)| *g += decay * w.signum() * (*w != 0.0) as i32 as f32);
+    } else {
+        g.iter_mut().zip(w).for_each(|(g, w)| *g += decay * w);
+    }
+}
+
+/// A solver's update rule with its constants.
+struct Rule {
+    solver: SolverType,
+    l1: bool,
+    mom: f32,
+    mom2: f32,
+    delta: f32,
+    rms: f32,
+    /// Adam's bias correction at this iteration.
+    corr: f32,
+}
+
+impl Rule {
+    fn apply(
+        &self,
+        w: &mut [f32],
+        g: &mut [f32],
+        h: &mut [f32],
+        h2: &mut [f32],
+        lr: f32,
+        decay: f32,
+    ) {
+        let (mom, mom2, delta) = (self.mom, self.mom2, self.delta);
+        if self.solver == SolverType::Sgd && !self.l1 {
+            // Caffe's LeNet recipe, L2 decay and momentum SGD, in one pass.
+            for ((w, g), h) in w.iter_mut().zip(g.iter_mut()).zip(h.iter_mut()) {
+                *g += decay * *w;
+                *h = mom * *h + lr * *g;
+                *w -= *h;
+            }
+            return;
+        }
+        if decay != 0.0 {
+            regularise(g, w, decay, self.l1);
+        }
+        match self.solver {
             SolverType::Sgd => {
-                for ((w, g), h) in w.iter_mut().zip(g).zip(h.iter_mut()) {
+                for ((w, g), h) in w.iter_mut().zip(&*g).zip(h.iter_mut()) {
                     *h = mom * *h + lr * g;
                     *w -= *h;
                 }
             }
             SolverType::Nesterov => {
-                for ((w, g), h) in w.iter_mut().zip(g).zip(h.iter_mut()) {
+                for ((w, g), h) in w.iter_mut().zip(&*g).zip(h.iter_mut()) {
                     let prev = *h;
                     *h = mom * *h + lr * g;
                     *w -= (1.0 + mom) * *h - mom * prev;
                 }
             }
             SolverType::AdaGrad => {
-                for ((w, g), h) in w.iter_mut().zip(g).zip(h.iter_mut()) {
+                for ((w, g), h) in w.iter_mut().zip(&*g).zip(h.iter_mut()) {
                     *h += g * g;
                     *w -= lr * g / (h.sqrt() + delta);
                 }
             }
             SolverType::RmsProp => {
-                let r = cfg.rms_decay as f32;
-                for ((w, g), h) in w.iter_mut().zip(g).zip(h.iter_mut()) {
+                let r = self.rms;
+                for ((w, g), h) in w.iter_mut().zip(&*g).zip(h.iter_mut()) {
                     *h = r * *h + (1.0 - r) * g * g;
                     *w -= lr * g / (h.sqrt() + delta);
                 }
             }
             SolverType::AdaDelta => {
-                let h2 = &mut state.history2[i];
-                for (((w, g), h), h2) in w.iter_mut().zip(g).zip(h.iter_mut()).zip(h2.iter_mut()) {
+                for (((w, g), h), h2) in w.iter_mut().zip(&*g).zip(h.iter_mut()).zip(h2.iter_mut())
+                {
                     *h = mom * *h + (1.0 - mom) * g * g;
                     let u = g * ((*h2 + delta) / (*h + delta)).sqrt();
                     *h2 = mom * *h2 + (1.0 - mom) * u * u;
@@ -340,10 +426,8 @@ pub fn apply_update<'a>(
                 }
             }
             SolverType::Adam => {
-                let h2 = &mut state.history2[i];
-                let corr = ((1.0 - (mom2 as f64).powi(t as i32)).sqrt()
-                    / (1.0 - (mom as f64).powi(t as i32))) as f32;
-                for (((w, g), m), v) in w.iter_mut().zip(g).zip(h.iter_mut()).zip(h2.iter_mut()) {
+                let corr = self.corr;
+                for (((w, g), m), v) in w.iter_mut().zip(&*g).zip(h.iter_mut()).zip(h2.iter_mut()) {
                     *m = mom * *m + (1.0 - mom) * g;
                     *v = mom2 * *v + (1.0 - mom2) * g * g;
                     *w -= lr * corr * *m / (v.sqrt() + delta);
@@ -351,7 +435,6 @@ pub fn apply_update<'a>(
             }
         }
     }
-    state.iter = t;
 }
 
 #[cfg(test)]

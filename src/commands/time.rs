@@ -7,6 +7,8 @@ use std::time::Instant;
 use rand::{Rng as _, SeedableRng};
 
 use super::CmdResult;
+use crate::engine::net::Net;
+use crate::engine::parallel::Replicas;
 use crate::engine::Rng;
 use crate::layers::ShapeCtx;
 use crate::solver::{apply_update, SolverState};
@@ -42,7 +44,6 @@ struct LayerTime {
     backward_median_ms: f64,
 }
 
-#[allow(clippy::needless_range_loop)] // fwd[i] and bwd[i] are per step, in step order
 pub fn run(a: Args) -> CmdResult {
     if a.batch_size == Some(0) {
         return Err(super::usage("--batch-size must be at least 1", None));
@@ -58,19 +59,21 @@ pub fn run(a: Args) -> CmdResult {
     let mut rng = Rng::seed_from_u64(cfg.random_seed);
     let mut net = build_net(&spec, &NetState::train(), &ctx, &mut rng, "TRAIN")?;
     let classes = data.num_classes().max(1);
-    for f in net.feeds.clone() {
-        if let Some(&t) = f.tops.first() {
-            net.blobs[t]
-                .data
-                .iter_mut()
-                .for_each(|v| *v = rng.random::<f32>());
-        }
-        if let Some(&t) = f.tops.get(1) {
-            net.blobs[t]
-                .data
-                .iter_mut()
-                .for_each(|v| *v = rng.random_range(0..classes) as f32);
-        }
+    random_feeds(&mut net, classes, &mut rng);
+    // With several threads, replicas train on shares of the batch, as `netc train` does;
+    // the per-layer times are then the first replica's.
+    let mut replicas = Replicas::new(net.batch(), rayon::current_num_threads(), |b| {
+        let ctx = ShapeCtx {
+            batch: Some(b),
+            ..ctx.clone()
+        };
+        let mut rng = Rng::seed_from_u64(cfg.random_seed);
+        let mut r = build_net(&spec, &NetState::train(), &ctx, &mut rng, "TRAIN")?;
+        random_feeds(&mut r, classes, &mut rng);
+        Ok::<_, miette::Report>(r)
+    })?;
+    if let Some(r) = replicas.as_mut() {
+        r.copy_from(&net);
     }
     let mut state = SolverState::new(net.params().map(|(_, _, p)| p));
     let steps = net.steps.len();
@@ -79,35 +82,51 @@ pub fn run(a: Args) -> CmdResult {
     let mut fwd = vec![Vec::with_capacity(iterations); steps];
     let mut bwd = vec![Vec::with_capacity(iterations); steps];
     let mut update = Vec::with_capacity(iterations);
+    let mut sync = Vec::with_capacity(iterations);
     // Whole iterations too: on a shared machine the median is steadier than the mean.
     let mut whole = Vec::with_capacity(iterations);
     for it in 0..iterations + 3 {
         let timed = it >= 3;
         let start = Instant::now();
-        for i in 0..steps {
-            let t = Instant::now();
-            net.run_forward(i, true);
-            if timed {
-                fwd[i].push(t.elapsed().as_secs_f64());
+        let (f, b) = match replicas.as_mut() {
+            Some(r) => {
+                let mut times = r.run(|_, net| timed_pass(net));
+                let t = Instant::now();
+                let losses: Vec<f32> = r.nets.iter().map(|n| n.loss()).collect();
+                r.combine(&losses);
+                if timed {
+                    sync.push(t.elapsed().as_secs_f64());
+                }
+                times.swap_remove(0)
             }
-        }
-        net.seed_loss_diffs();
-        for i in (0..steps).rev() {
-            let t = Instant::now();
-            net.run_backward(i);
-            if timed {
-                bwd[i].push(t.elapsed().as_secs_f64());
-            }
-        }
+            None => timed_pass(&mut net),
+        };
         let t = Instant::now();
+        let trained = match replicas.as_mut() {
+            Some(r) => r.first(),
+            None => &mut net,
+        };
         apply_update(
             &cfg,
             &mut state,
-            net.params_mut().map(|(_, _, p)| p),
+            trained.params_mut().map(|(_, _, p)| p),
             cfg.base_lr * 1e-3,
         );
         if timed {
             update.push(t.elapsed().as_secs_f64());
+        }
+        if let Some(r) = replicas.as_mut() {
+            let t = Instant::now();
+            r.broadcast();
+            if let (true, Some(s)) = (timed, sync.last_mut()) {
+                *s += t.elapsed().as_secs_f64();
+            }
+        }
+        if timed {
+            for (i, (f, b)) in f.into_iter().zip(b).enumerate() {
+                fwd[i].push(f);
+                bwd[i].push(b);
+            }
             whole.push(start.elapsed().as_secs_f64() * 1000.0);
         }
     }
@@ -133,18 +152,20 @@ pub fn run(a: Args) -> CmdResult {
             backward_median_ms: med(&bwd[i]),
         })
         .collect();
-    let (f, b, u) = (
+    let (f, b, u, sy) = (
         fwd.iter().map(mean).sum::<f64>(),
         bwd.iter().map(mean).sum::<f64>(),
         mean(&update),
+        mean(&sync),
     );
-    let total = f + b + u;
+    let total = f + b + u + sy;
     let batch = net.batch();
     let ips = batch as f64 * 1000.0 / total.max(1e-9);
     if a.format == "json" {
         let out = serde_json::json!({
             "batch_size": batch, "iterations": iterations, "threads": rayon::current_num_threads(),
-            "layers": layers, "forward_ms": f, "backward_ms": b, "update_ms": u, "total_ms": total,
+            "layers": layers, "forward_ms": f, "backward_ms": b, "update_ms": u, "sync_ms": sy,
+            "replicas": replicas.as_ref().map_or(1, |r| r.nets.len()), "total_ms": total,
             "images_per_second": ips, "median_ms": median, "fastest_ms": fastest,
             "median_images_per_second": batch as f64 * 1000.0 / median.max(1e-9),
         });
@@ -161,10 +182,54 @@ pub fn run(a: Args) -> CmdResult {
             l.name, l.ty, l.forward_ms, l.forward_median_ms, l.backward_ms, l.backward_median_ms
         );
     }
-    println!("forward {f:.3} ms, backward {b:.3} ms, update {u:.3} ms, total {total:.3} ms per iteration (batch {batch}, {} threads)", rayon::current_num_threads());
+    match &replicas {
+        Some(r) => println!(
+            "{} replicas of batch {} (times above: the first's), one a thread; summing their gradients and copying the weights back {sy:.3} ms",
+            r.nets.len(),
+            r.shares.first().map_or(0, |s| s.1)
+        ),
+        None => println!("one net on {} threads", rayon::current_num_threads()),
+    }
+    println!("forward {f:.3} ms, backward {b:.3} ms, update {u:.3} ms, total {total:.3} ms per iteration (batch {batch})");
     println!(
         "{ips:.0} images/s (median iteration {median:.3} ms: {:.0} images/s; fastest {fastest:.3} ms)",
         batch as f64 * 1000.0 / median.max(1e-9)
     );
     Ok(0)
+}
+
+/// Random inputs and labels in every data feed.
+fn random_feeds(net: &mut Net, classes: usize, rng: &mut Rng) {
+    for f in net.feeds.clone() {
+        if let Some(&t) = f.tops.first() {
+            net.blobs[t]
+                .data
+                .iter_mut()
+                .for_each(|v| *v = rng.random::<f32>());
+        }
+        if let Some(&t) = f.tops.get(1) {
+            net.blobs[t]
+                .data
+                .iter_mut()
+                .for_each(|v| *v = rng.random_range(0..classes) as f32);
+        }
+    }
+}
+
+/// One forward and backward pass over every step: the seconds of each.
+fn timed_pass(net: &mut Net) -> (Vec<f64>, Vec<f64>) {
+    let steps = net.steps.len();
+    let (mut f, mut b) = (vec![0.0; steps], vec![0.0; steps]);
+    for (i, f) in f.iter_mut().enumerate() {
+        let t = Instant::now();
+        net.run_forward(i, true);
+        *f = t.elapsed().as_secs_f64();
+    }
+    net.seed_loss_diffs();
+    for i in (0..steps).rev() {
+        let t = Instant::now();
+        net.run_backward(i);
+        b[i] = t.elapsed().as_secs_f64();
+    }
+    (f, b)
 }

@@ -9,6 +9,7 @@ pub mod gradcheck;
 pub mod im2col;
 pub mod kernels;
 pub mod net;
+pub mod parallel;
 
 use crate::layers::Shape;
 

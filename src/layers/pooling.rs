@@ -671,9 +671,13 @@ mod avx512 {
                 let base = _mm512_add_epi32(_mm512_set1_epi32((r0 + c) as i32), even);
                 let base2 = _mm512_add_epi32(base, below);
                 let te = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(a, base), d);
-                let to = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(a, _mm512_add_epi32(base, one)), d);
+                let to =
+                    _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(a, _mm512_add_epi32(base, one)), d);
                 let be = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(a, base2), d);
-                let bo = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(a, _mm512_add_epi32(base2, one)), d);
+                let bo = _mm512_maskz_mov_ps(
+                    _mm512_cmpeq_epi32_mask(a, _mm512_add_epi32(base2, one)),
+                    d,
+                );
                 for (row, e, o) in [(&mut *top, te, to), (&mut *bot, be, bo)] {
                     let out = &mut row[c..c + 2 * n];
                     store_first(out, _mm512_permutex2var_ps(e, lo, o), (2 * n).min(16));

@@ -17,6 +17,7 @@ use crate::commands::usage;
 use crate::data::{Dataset, Split};
 use crate::diag::Severity;
 use crate::engine::net::Net;
+use crate::engine::parallel::Replicas;
 use crate::engine::Rng;
 use crate::feed::Preprocess;
 use crate::ir;
@@ -608,6 +609,21 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     } else {
         None
     };
+    // With several threads, whole replicas of the net train on shares of each batch.
+    let mut replicas = match trainer {
+        Some(_) => None,
+        None => Replicas::new(batch, rayon::current_num_threads(), |b| {
+            let ctx = ShapeCtx {
+                batch: Some(b),
+                ..ctx.clone()
+            };
+            let mut rng = Rng::seed_from_u64(cfg.random_seed);
+            build_net(&spec, &NetState::train(), &ctx, &mut rng, "TRAIN")
+        })?,
+    };
+    if let Some(r) = replicas.as_mut() {
+        r.copy_from(&net);
+    }
     let mut interrupted = false;
     let bar = progress_bar(opts.quiet, ipe);
     for epoch in start_epoch..=epochs {
@@ -637,7 +653,14 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
             let idx: Vec<usize> = (0..batch)
                 .map(|k| order[(bi as usize * batch + k) % n])
                 .collect();
-            fill(&mut net, &data.train, &idx, &pre, true, &mut aug);
+            match replicas.as_mut() {
+                Some(r) => {
+                    for (rnet, &(at, len)) in r.nets.iter_mut().zip(&r.shares) {
+                        fill(rnet, &data.train, &idx[at..at + len], &pre, true, &mut aug);
+                    }
+                }
+                None => fill(&mut net, &data.train, &idx, &pre, true, &mut aug),
+            }
             rate = cfg.learning_rate(state.iter, max_iter);
             let loss = match trainer.as_mut() {
                 Some(t) => {
@@ -652,7 +675,10 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                     state.iter += 1;
                     l
                 }
-                None => net.forward(true),
+                None => match replicas.as_mut() {
+                    Some(r) => r.step(),
+                    None => net.forward(true),
+                },
             };
             if !loss.is_finite() {
                 return Err(miette::miette!(
@@ -662,8 +688,22 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                 ));
             }
             if trainer.is_none() {
-                net.backward();
-                apply_update(&cfg, &mut state, net.params_mut().map(|(_, _, p)| p), rate);
+                let trained = match replicas.as_mut() {
+                    Some(r) => r.first(),
+                    None => {
+                        net.backward();
+                        &mut net
+                    }
+                };
+                apply_update(
+                    &cfg,
+                    &mut state,
+                    trained.params_mut().map(|(_, _, p)| p),
+                    rate,
+                );
+                if let Some(r) = replicas.as_mut() {
+                    r.broadcast();
+                }
             }
             loss_sum += loss as f64;
             loss_count += 1;
@@ -676,6 +716,9 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                 ));
             }
             if STOP.load(Ordering::SeqCst) {
+                if let Some(r) = &replicas {
+                    r.copy_to(&mut net);
+                }
                 if let Some(t) = &trainer {
                     t.write_back(&mut net, &mut state)
                         .map_err(|e| miette::miette!("{e}"))?;
@@ -702,6 +745,9 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         if let Some(t) = &trainer {
             t.write_back(&mut net, &mut state)
                 .map_err(|e| miette::miette!("{e}"))?;
+        }
+        if let Some(r) = &replicas {
+            r.copy_to(&mut net);
         }
         let seconds = t0.elapsed().as_secs_f64();
         let (mut vl, mut va, mut v5) = (None, None, None);
