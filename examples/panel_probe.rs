@@ -75,6 +75,7 @@ fn main() {
     println!("kernels: {isa:?}, {} threads", rayon::current_num_threads());
     conv("conv1", 1, 28, 20, false);
     conv("conv2", 20, 12, 50, true);
+    conv("conv2 (no input gradient)", 20, 12, 50, false);
     if std::env::args().nth(1).as_deref() == Some("conv") {
         return;
     }

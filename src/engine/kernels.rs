@@ -70,6 +70,13 @@ pub struct PackedA {
 }
 
 impl PackedA {
+    /// The blocks: (first row, rows, values: for every k, the block's rows side by side).
+    pub fn row_blocks(&self) -> impl Iterator<Item = (usize, usize, &[f32])> {
+        self.blocks
+            .iter()
+            .map(|&(r0, mr, off)| (r0, mr, &self.data[off..off + mr * self.k]))
+    }
+
     /// Packs the m × k matrix whose element (i, kk) is `src[i·rs + kk·cs]`.
     pub fn pack(&mut self, src: &[f32], rs: usize, cs: usize, m: usize, k: usize) {
         if m > 0 && k > 0 {

@@ -4,6 +4,7 @@
 
 pub mod blas;
 pub mod candle;
+pub mod direct;
 #[cfg(test)]
 pub mod gradcheck;
 pub mod im2col;

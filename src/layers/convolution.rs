@@ -9,6 +9,7 @@ use super::{
     first, param_mults, positive, span_of, Arity, Kind, Layer, LayerError, LayerType, Shape,
     ShapeCtx,
 };
+use crate::engine::direct;
 use crate::engine::im2col::{col2im_panel, im2col_panel, runs, Geom, Run};
 use crate::engine::kernels::{panel_outer_acc, panel_product, Isa, PackedA, NR};
 use crate::engine::{Blob, Op, Param, Rng};
@@ -274,6 +275,9 @@ pub struct ConvOp {
     wb: Vec<PackedA>,
     /// Panels per chunk in the backward pass (see [`CHUNK_VALUES`]).
     chunk: usize,
+    /// Whether the forward pass and the weight gradient take the direct kernels
+    /// ([`crate::engine::direct`]) instead of panels.
+    direct: bool,
 }
 
 /// One thread's buffers.
@@ -291,8 +295,9 @@ struct Worker {
     /// group's outputs padded to a multiple of NR with zeros).
     yt: Vec<f32>,
     /// This worker's share of the weight gradient, transposed per group (kg rows of
-    /// `ogpad`), and of the bias gradient.
+    /// `ogpad`; as stored, O rows of K, on the direct path), and of the bias gradient.
     dwt: Vec<f32>,
+    dw: Vec<f32>,
     db: Vec<f32>,
 }
 
@@ -337,7 +342,9 @@ impl ConvOp {
             wf: vec![PackedA::default(); group],
             wb: vec![PackedA::default(); group],
             chunk: 1,
+            direct: false,
         };
+        op.direct = direct::applies(op.isa, &geom, group);
         let og = out / group;
         let ldt = group * og.div_ceil(NR) * NR;
         op.chunk = (CHUNK_VALUES / (geom.col_rows() * NR + NR * ldt)).max(1);
@@ -348,6 +355,9 @@ impl ConvOp {
             w.yt = vec![0.0; NR * d.ldt * d.chunk];
             w.dcol = vec![0.0; d.kp];
             w.dwt = vec![0.0; d.group * d.kg * d.ogpad];
+            if op.direct {
+                w.dw = vec![0.0; out * d.kg];
+            }
             w.db = vec![0.0; out];
         }
         op
@@ -537,6 +547,15 @@ impl Op for ConvOp {
         }
         let bias = self.params.get(1).map(|p| p.blob.data.as_slice());
         let (isa, wf) = (self.isa, &self.wf);
+        if self.direct {
+            let g = &self.geom;
+            tops[0]
+                .data
+                .par_chunks_mut(share * d.out_per)
+                .zip(bottoms[0].data.par_chunks(share * d.in_per))
+                .for_each(|(y, x)| direct::forward(g, &wf[0], bias, x, y));
+            return;
+        }
         tops[0]
             .data
             .par_chunks_mut(share * d.out_per)
@@ -567,20 +586,37 @@ impl Op for ConvOp {
                 .zip(dy.par_chunks(share * d.out_per))
                 .zip(self.workers.par_iter_mut())
                 .for_each(|(((dx, x), dy), w)| w.backward(&d, isa, wb, x, dy, Some(dx)));
+        } else if self.direct {
+            let (g, out) = (&self.geom, self.out);
+            x.par_chunks(share * d.in_per)
+                .zip(dy.par_chunks(share * d.out_per))
+                .zip(self.workers.par_iter_mut())
+                .for_each(|((x, dy), w)| {
+                    w.dw.fill(0.0);
+                    w.db.fill(0.0);
+                    direct::weight_grad(g, out, x, dy, &mut w.dw, &mut w.db);
+                });
         } else {
             x.par_chunks(share * d.in_per)
                 .zip(dy.par_chunks(share * d.out_per))
                 .zip(self.workers.par_iter_mut())
                 .for_each(|((x, dy), w)| w.backward(&d, isa, &[], x, dy, None));
         }
+        let direct = self.direct && !prop_down.first().copied().unwrap_or(false);
         let Some((first, rest)) = self.workers[..used.min(self.workers.len())].split_first() else {
             // An empty batch: no gradient.
             self.params.iter_mut().for_each(|p| p.blob.diff.fill(0.0));
             return;
         };
-        // dW[g][o][k] = Σ over workers of dWᵀ[g][k][o].
+        // dW[g][o][k] = Σ over workers of dWᵀ[g][k][o] (of dW on the direct path).
         let dw = &mut self.params[0].blob.diff;
-        for gi in 0..d.group {
+        if direct {
+            dw.copy_from_slice(&first.dw);
+            for w in rest {
+                dw.iter_mut().zip(&w.dw).for_each(|(a, b)| *a += b);
+            }
+        }
+        for gi in 0..d.group * usize::from(!direct) {
             for o in 0..d.og {
                 for k in 0..d.kg {
                     let at = gi * d.kg * d.ogpad + k * d.ogpad + o;
@@ -727,5 +763,60 @@ mod tests {
         let mut portable = op(4, 5, 5, 4, 2, 0, 2, 2, 2);
         portable.isa = Isa::Portable;
         check_op(&mut portable, &[vec![2, 4, 5, 5]], &[vec![2, 4, 2, 2]]);
+    }
+
+    /// The direct kernels (wide output rows) against the panel path: outputs, weight and
+    /// bias gradients, for output rows of 24 (16 + 8 columns), 18 (16 + 2), 16, and 40
+    /// (two pieces), kernels of 5 and 7 taps a row (taps in blocks of 5), odd output counts.
+    #[test]
+    fn direct_kernels_match_the_panels() {
+        if Isa::detect() != Isa::Avx512 {
+            eprintln!("skipped: no AVX-512 here");
+            return;
+        }
+        for (c, h, w, out, k, n) in [
+            (1, 28, 28, 20, 5, 3),
+            (2, 9, 22, 13, 5, 2),
+            (1, 20, 20, 3, 5, 2),
+            (3, 8, 46, 5, 7, 2),
+        ] {
+            let mut direct = op(c, h, w, out, k, 0, 1, 1, n);
+            assert!(direct.direct, "{c}×{h}×{w} k {k}");
+            let mut panels = op(c, h, w, out, k, 0, 1, 1, n);
+            panels.direct = false;
+            let (oh, ow) = (h - k + 1, w - k + 1);
+            let mut x = Blob::zeros(&[n, c, h, w]);
+            x.data
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = (i as f32 * 0.37).sin());
+            let mut y1 = Blob::zeros(&[n, out, oh, ow]);
+            let mut y2 = Blob::zeros(&[n, out, oh, ow]);
+            direct.forward(&[&x], &mut [&mut y1], true);
+            panels.forward(&[&x], &mut [&mut y2], true);
+            for (a, b) in y1.data.iter().zip(&y2.data) {
+                assert!((a - b).abs() < 1e-4, "forward {a} vs {b}");
+            }
+            y1.diff
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = (i as f32 * 0.11).cos());
+            y2.diff.copy_from_slice(&y1.diff);
+            direct.backward(&[&y1], &mut [&mut x], &[false]);
+            panels.backward(&[&y2], &mut [&mut x], &[false]);
+            for (p1, p2) in direct.params.iter().zip(&panels.params) {
+                for (a, b) in p1.blob.diff.iter().zip(&p2.blob.diff) {
+                    assert!(
+                        (a - b).abs() < 1e-3 * a.abs().max(1.0),
+                        "gradient {a} vs {b}"
+                    );
+                }
+            }
+        }
+        // With the input's gradient too (the panel path's backward after the direct
+        // forward pass): finite differences.
+        let mut both = op(2, 6, 20, 3, 3, 0, 1, 1, 2);
+        assert!(both.direct);
+        check_op(&mut both, &[vec![2, 2, 6, 20]], &[vec![2, 3, 4, 18]]);
     }
 }
