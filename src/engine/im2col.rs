@@ -146,7 +146,86 @@ pub fn col2im_panel(isa: Isa, g: &Geom, panel: &[f32], runs: &[Run], width: usiz
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn im2col_avx512(g: &Geom, x: &[f32], runs: &[Run], panel: &mut [f32], width: usize) {
-    im2col_body::<Masked>(g, x, runs, panel, width)
+    if !im2col_rows_of_8(g, x, runs, panel, width) {
+        im2col_body::<Masked>(g, x, runs, panel, width)
+    }
+}
+
+/// A panel of four whole output rows of 8 (LeNet's conv2), unrolled with permutes: for
+/// each input channel and kernel row, the four input rows it reads are loaded once, and
+/// each tap's panel row is two permutes of them (8 shifted values of two rows each) and
+/// two stores, instead of four short copies. False (nothing written) for any other panel.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn im2col_rows_of_8(
+    g: &Geom,
+    x: &[f32],
+    runs: &[Run],
+    panel: &mut [f32],
+    width: usize,
+) -> bool {
+    use std::arch::x86_64::*;
+    let fits = width == 32
+        && g.out_w() == 8
+        && g.width <= 16
+        && (g.stride_h, g.stride_w, g.dilation_h, g.dilation_w) == (1, 1, 1, 1)
+        && (g.pad_h, g.pad_w) == (0, 0)
+        && runs.len() == 4
+        && runs.iter().enumerate().all(|(i, r)| {
+            r.len == 8 && r.n == runs[0].n && r.pos == runs[0].pos + 8 * i && r.at == 8 * i
+        });
+    if !fits {
+        return false;
+    }
+    let (hw_in, in_per) = (g.height * g.width, g.channels * g.height * g.width);
+    let oy = runs[0].pos / 8;
+    // Rows oy..oy + 3 + kh - 1 of each channel lie inside the image: no padding, and the
+    // output rows are rows of this image.
+    let img = &x[runs[0].n * in_per..][..in_per];
+    let mask = ((1u32 << g.width) - 1) as __mmask16;
+    let idx: Vec<__m512i> = (0..g.kernel_w)
+        .map(|kj| {
+            let k = kj as i32;
+            _mm512_setr_epi32(
+                k,
+                k + 1,
+                k + 2,
+                k + 3,
+                k + 4,
+                k + 5,
+                k + 6,
+                k + 7,
+                16 + k,
+                17 + k,
+                18 + k,
+                19 + k,
+                20 + k,
+                21 + k,
+                22 + k,
+                23 + k,
+            )
+        })
+        .collect();
+    let panel = &mut panel[..g.col_rows() * 32];
+    let mut k = 0;
+    for c in 0..g.channels {
+        let plane = &img[c * hw_in..][..hw_in];
+        for ki in 0..g.kernel_h {
+            let mut rows = [_mm512_setzero_ps(); 4];
+            for (r, v) in rows.iter_mut().enumerate() {
+                let at = (oy + r + ki) * g.width;
+                *v = _mm512_maskz_loadu_ps(mask, plane[at..at + g.width].as_ptr());
+            }
+            let [r0, r1, r2, r3] = rows;
+            for ix in &idx {
+                let d = panel[k * 32..k * 32 + 32].as_mut_ptr();
+                _mm512_storeu_ps(d, _mm512_permutex2var_ps(r0, *ix, r1));
+                _mm512_storeu_ps(d.add(16), _mm512_permutex2var_ps(r2, *ix, r3));
+                k += 1;
+            }
+        }
+    }
+    true
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -557,6 +636,8 @@ mod tests {
             (2, 7, 6, 3, 2, 1, 2, 2, 1, 1, 2),
             (3, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1),
             (2, 20, 21, 1, 3, 0, 0, 1, 1, 1, 1),
+            // Output rows of 8 (LeNet's conv2): panels of four whole rows.
+            (3, 12, 12, 5, 5, 0, 0, 1, 1, 1, 1),
         ];
         for (c, h, w, kh, kw, ph, pw, sh, sw, dh, dw) in geoms {
             let g = Geom {
