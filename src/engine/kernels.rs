@@ -19,6 +19,10 @@
 pub const NR: usize = 32;
 /// Most rows of `A` one call of the outer-product kernel handles (2·12 accumulators).
 const MR: usize = 12;
+/// Rows of `A` and of `B` per block of [`rows_dot`] (4·4 accumulators, summed across
+/// lanes together).
+const DI: usize = 4;
+const DJ: usize = 4;
 
 /// Which kernels run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,19 +108,127 @@ impl PackedA {
 /// `c[i·NR + j] = Σ_kk A(i, kk) · b[kk·NR + j]` for every row i of `a`: one panel of the
 /// product (`b` is a k × NR panel, `c` an m × NR one).
 pub fn panel_product(isa: Isa, a: &PackedA, b: &[f32], c: &mut [f32]) {
-    assert!(b.len() >= a.k * NR, "panel_product: b too small");
-    assert!(c.len() >= a.m * NR, "panel_product: c too small");
+    strided_product(isa, a, b, NR, c, NR)
+}
+
+/// [`panel_product`] with `B` and `C` read and written in place: `B`'s k rows of NR values
+/// `ldb` apart, `C`'s m rows `ldc` apart (NR columns of wider matrices).
+pub fn strided_product(isa: Isa, a: &PackedA, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
+    let need = |rows: usize, ld: usize| if rows == 0 { 0 } else { (rows - 1) * ld + NR };
+    assert!(
+        ldb >= NR && b.len() >= need(a.k, ldb),
+        "strided_product: b too small"
+    );
+    assert!(
+        ldc >= NR && c.len() >= need(a.m, ldc),
+        "strided_product: c too small"
+    );
     for &(r0, mr, off) in &a.blocks {
         let ab = &a.data[off..off + mr * a.k];
-        let cb = &mut c[r0 * NR..(r0 + mr) * NR];
+        let cb = &mut c[r0 * ldc..];
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::Avx512` comes from `detect`, which saw AVX-512F; the slices
-            // hold k·mr, k·NR and mr·NR values (asserted above and by the slicing).
+            // SAFETY: `Isa::Avx512` comes from `detect`, which saw AVX-512F; the kernel
+            // reads ab[..k·mr], b[kk·ldb + j] and writes cb[i·ldc + j] for kk < k,
+            // i < mr, j < NR, inside the slices (asserted above).
             Isa::Avx512 => unsafe {
-                avx512::outer(mr, a.k, ab.as_ptr(), b.as_ptr(), cb.as_mut_ptr())
+                avx512::outer(mr, a.k, ab.as_ptr(), b.as_ptr(), ldb, cb.as_mut_ptr(), ldc)
             },
-            _ => portable::outer(mr, a.k, ab, b, cb),
+            _ => portable::outer(mr, a.k, ab, b, ldb, cb, ldc),
+        }
+    }
+}
+
+/// `C = A · B` for a packed `A` (m × k) and `B` (k rows of `cols` values, `ldb` apart),
+/// into `C` (m rows of `cols` values, `ldc` apart): [`strided_product`] over every NR
+/// columns, the last ones through zero-padded copies when `cols` is not a multiple of NR.
+pub fn matrix_product(
+    isa: Isa,
+    a: &PackedA,
+    b: &[f32],
+    ldb: usize,
+    cols: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    for c0 in (0..cols).step_by(NR) {
+        let w = NR.min(cols - c0);
+        if w == NR {
+            strided_product(isa, a, &b[c0..], ldb, &mut c[c0..], ldc);
+            continue;
+        }
+        let mut tb = vec![0.0f32; a.k * NR];
+        for (kk, row) in tb.chunks_mut(NR).enumerate() {
+            row[..w].copy_from_slice(&b[kk * ldb + c0..kk * ldb + c0 + w]);
+        }
+        let mut tc = vec![0.0f32; a.m * NR];
+        strided_product(isa, a, &tb, NR, &mut tc, NR);
+        for (i, row) in tc.chunks(NR).enumerate() {
+            c[i * ldc + c0..i * ldc + c0 + w].copy_from_slice(&row[..w]);
+        }
+    }
+}
+
+/// `c[i·ldc + j] = Σ_kk a[i·lda + kk] · b[j·ldb + kk]` for i < m, j < n: products of rows
+/// of `A` and rows of `B` (an inner product layer's forward pass, `X·Wᵀ`, without
+/// rearranging the weights), summed in 16 lanes and then across them.
+#[allow(clippy::too_many_arguments)]
+pub fn rows_dot(
+    isa: Isa,
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        lda >= k && a.len() >= (m - 1) * lda + k,
+        "rows_dot: a too small"
+    );
+    assert!(
+        ldb >= k && b.len() >= (n - 1) * ldb + k,
+        "rows_dot: b too small"
+    );
+    assert!(
+        ldc >= n && c.len() >= (m - 1) * ldc + n,
+        "rows_dot: c too small"
+    );
+    for (j0, nj) in blocks(n, DJ) {
+        for (i0, mi) in blocks(m, DI) {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX-512F was detected; the kernel reads rows i0.. (mi of them)
+                // of `a` and j0.. (nj) of `b`, k values each, and writes c[i·ldc + j] of
+                // the block: inside the slices (asserted above).
+                Isa::Avx512 => unsafe {
+                    avx512::dot(
+                        (mi, nj, k),
+                        a[i0 * lda..].as_ptr(),
+                        lda,
+                        b[j0 * ldb..].as_ptr(),
+                        ldb,
+                        c[i0 * ldc + j0..].as_mut_ptr(),
+                        ldc,
+                    )
+                },
+                _ => {
+                    for i in i0..i0 + mi {
+                        for j in j0..j0 + nj {
+                            let (ar, br) = (&a[i * lda..i * lda + k], &b[j * ldb..j * ldb + k]);
+                            let mut lanes = [0.0f32; 16];
+                            for (t, (x, y)) in ar.iter().zip(br).enumerate() {
+                                lanes[t % 16] += x * y;
+                            }
+                            c[i * ldc + j] = lanes.iter().sum();
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -181,13 +293,15 @@ pub fn panel_outer_acc(
 mod portable {
     use super::NR;
 
-    pub fn outer(mr: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-        c[..mr * NR].fill(0.0);
+    pub fn outer(mr: usize, k: usize, a: &[f32], b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
+        for i in 0..mr {
+            c[i * ldc..i * ldc + NR].fill(0.0);
+        }
         for kk in 0..k {
-            let bv = &b[kk * NR..(kk + 1) * NR];
+            let bv = &b[kk * ldb..kk * ldb + NR];
             for i in 0..mr {
                 let av = a[kk * mr + i];
-                for (cv, bv) in c[i * NR..(i + 1) * NR].iter_mut().zip(bv) {
+                for (cv, bv) in c[i * ldc..i * ldc + NR].iter_mut().zip(bv) {
                     *cv += av * bv;
                 }
             }
@@ -251,17 +365,32 @@ mod avx512 {
 
     /// See [`super::panel_product`]; `a` holds k·mr values, `b` k·NR, `c` mr·NR.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn outer(mr: usize, k: usize, a: *const f32, b: *const f32, c: *mut f32) {
-        by_rows!(mr, outer_n(k, a, b, c))
+    pub unsafe fn outer(
+        mr: usize,
+        k: usize,
+        a: *const f32,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        by_rows!(mr, outer_n(k, a, b, ldb, c, ldc))
     }
 
     #[target_feature(enable = "avx512f")]
-    unsafe fn outer_n<const R: usize>(k: usize, a: *const f32, b: *const f32, c: *mut f32) {
+    unsafe fn outer_n<const R: usize>(
+        k: usize,
+        a: *const f32,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
         let mut lo = [_mm512_setzero_ps(); R];
         let mut hi = [_mm512_setzero_ps(); R];
         for kk in 0..k {
-            let b0 = _mm512_loadu_ps(b.add(kk * NR));
-            let b1 = _mm512_loadu_ps(b.add(kk * NR + 16));
+            let b0 = _mm512_loadu_ps(b.add(kk * ldb));
+            let b1 = _mm512_loadu_ps(b.add(kk * ldb + 16));
             let ak = a.add(kk * R);
             for i in 0..R {
                 let av = _mm512_set1_ps(*ak.add(i));
@@ -270,9 +399,124 @@ mod avx512 {
             }
         }
         for i in 0..R {
-            _mm512_storeu_ps(c.add(i * NR), lo[i]);
-            _mm512_storeu_ps(c.add(i * NR + 16), hi[i]);
+            _mm512_storeu_ps(c.add(i * ldc), lo[i]);
+            _mm512_storeu_ps(c.add(i * ldc + 16), hi[i]);
         }
+    }
+
+    /// See [`super::rows_dot`], for a block of mi ≤ 4 rows of A and nj ≤ 5 of B.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn dot(
+        (mi, nj, k): (usize, usize, usize),
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        macro_rules! go {
+            ($($i:literal $j:literal)*) => {
+                match (mi, nj) {
+                    $(($i, $j) => dot_n::<$i, $j>(k, a, lda, b, ldb, c, ldc),)*
+                    _ => unreachable!("blocks of 1 to 4 by 1 to 5"),
+                }
+            };
+        }
+        go!(1 1 1 2 1 3 1 4 1 5 2 1 2 2 2 3 2 4 2 5 3 1 3 2 3 3 3 4 3 5 4 1 4 2 4 3 4 4 4 5)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dot_n<const I: usize, const J: usize>(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); J]; I];
+        let mut kk = 0;
+        while kk < k {
+            let m = if k - kk >= 16 {
+                0xffff
+            } else {
+                ((1u32 << (k - kk)) - 1) as __mmask16
+            };
+            let mut av = [_mm512_setzero_ps(); I];
+            for i in 0..I {
+                av[i] = _mm512_maskz_loadu_ps(m, a.add(i * lda + kk));
+            }
+            for j in 0..J {
+                let bv = _mm512_maskz_loadu_ps(m, b.add(j * ldb + kk));
+                for i in 0..I {
+                    acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+                }
+            }
+            kk += 16;
+        }
+        if I == 4 && J == 4 {
+            // Sixteen sums across lanes at once, row i of the block in lanes 4i..4i + 4.
+            let mut v = [_mm512_setzero_ps(); 16];
+            for i in 0..I {
+                for j in 0..J {
+                    v[i * 4 + j] = acc[i][j];
+                }
+            }
+            let sums = reduce16(&v);
+            for i in 0..4 {
+                let lane = match i {
+                    0 => _mm512_extractf32x4_ps::<0>(sums),
+                    1 => _mm512_extractf32x4_ps::<1>(sums),
+                    2 => _mm512_extractf32x4_ps::<2>(sums),
+                    _ => _mm512_extractf32x4_ps::<3>(sums),
+                };
+                _mm_storeu_ps(c.add(i * ldc), lane);
+            }
+            return;
+        }
+        for i in 0..I {
+            for j in 0..J {
+                *c.add(i * ldc + j) = _mm512_reduce_add_ps(acc[i][j]);
+            }
+        }
+    }
+
+    /// Lane `q` of the result is the sum of the lanes of `v[q]`: pairs of vectors are
+    /// interleaved and added three times over (within 128-bit lanes, then across them),
+    /// about three instructions a sum instead of ten.
+    #[inline(always)]
+    unsafe fn reduce16(v: &[__m512; 16]) -> __m512 {
+        // Within 128-bit lanes: t[p] holds, per 128-bit lane, partial sums of v[2p] in
+        // positions 0 and 2 and of v[2p + 1] in 1 and 3.
+        let mut t = [_mm512_setzero_ps(); 8];
+        for p in 0..8 {
+            let (a, b) = (v[2 * p], v[2 * p + 1]);
+            t[p] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+        }
+        // u[q] holds, per 128-bit lane, one partial sum of each of v[4q..4q + 4] in order.
+        let mut u = [_mm512_setzero_ps(); 4];
+        for q in 0..4 {
+            let (a, b) = (_mm512_castps_pd(t[2 * q]), _mm512_castps_pd(t[2 * q + 1]));
+            u[q] = _mm512_add_ps(
+                _mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)),
+            );
+        }
+        // Across 128-bit lanes: each u[q]'s four lanes summed into 128-bit lane q.
+        let x01 = _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(u[0], u[1]),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(u[0], u[1]),
+        );
+        let x23 = _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(u[2], u[3]),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(u[2], u[3]),
+        );
+        _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(x01, x23),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(x01, x23),
+        )
     }
 
     /// See [`super::panel_outer_acc`], for one block of mr ≤ 12 rows.
@@ -407,6 +651,48 @@ mod tests {
                         );
                     }
                     assert_eq!(c[i * ldc + NR], 0.5, "past the block's columns");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matrix_product_and_rows_dot_match_a_triple_loop() {
+        for isa in isas() {
+            for (m, k, n) in [(3, 5, 32), (13, 7, 70), (1, 1, 1), (30, 33, 40)] {
+                let a = values(m * k, 7.0);
+                let b = values(k * n, 8.0);
+                let want = |i: usize, j: usize| {
+                    (0..k).map(|kk| a[i * k + kk] * b[kk * n + j]).sum::<f32>()
+                };
+                // C = A·B with B and C in place (rows n apart, plus padding in C).
+                let mut pa = PackedA::default();
+                pa.pack(&a, k, 1, m, k);
+                let ldc = n + 3;
+                let mut c = vec![9.0; m * ldc];
+                matrix_product(isa, &pa, &b, n, n, &mut c, ldc);
+                for i in 0..m {
+                    for j in 0..n {
+                        let (g, w) = (c[i * ldc + j], want(i, j));
+                        assert!(
+                            (g - w).abs() < 1e-4,
+                            "{isa:?} product {m}×{k}×{n}: {g} vs {w}"
+                        );
+                    }
+                    assert_eq!(c[i * ldc + n], 9.0, "past the columns");
+                }
+                // The same through rows of A against rows of Bᵀ.
+                let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+                let mut d = vec![9.0; m * ldc];
+                rows_dot(isa, (m, n, k), &a, k, &bt, k, &mut d, ldc);
+                for i in 0..m {
+                    for j in 0..n {
+                        let (g, w) = (d[i * ldc + j], want(i, j));
+                        assert!(
+                            (g - w).abs() < 1e-4,
+                            "{isa:?} rows_dot {m}×{k}×{n}: {g} vs {w}"
+                        );
+                    }
                 }
             }
         }

@@ -6,7 +6,9 @@ use super::{
     canonical_axis, first, param_mults, positive, span_of, Arity, Kind, Layer, LayerError,
     LayerType, Shape, ShapeCtx,
 };
-use crate::engine::blas::{sgemm, T};
+use rayon::prelude::*;
+
+use crate::engine::kernels::{matrix_product, rows_dot, Isa, PackedA};
 use crate::engine::{Blob, Op, Param, Rng};
 use crate::spec::LayerSpec;
 
@@ -157,7 +159,13 @@ impl Layer for InnerProduct {
                 decay_mult: self.mults[i].1,
             });
         }
-        Ok(Box::new(InnerProductOp { m, k, n, params }))
+        Ok(Box::new(InnerProductOp {
+            m,
+            k,
+            n,
+            params,
+            threads: rayon::current_num_threads() > 1,
+        }))
     }
 }
 
@@ -167,62 +175,101 @@ pub struct InnerProductOp {
     pub k: usize,
     pub n: usize,
     pub params: Vec<Param>,
+    /// Whether the products spread over threads: not in a net built for one thread (a
+    /// replica, which has a thread of its own).
+    pub threads: bool,
 }
 
+/// The rows `0..m` split into one range per thread (one range without threads).
+fn row_ranges(m: usize, threads: bool) -> Vec<std::ops::Range<usize>> {
+    let parts = if threads {
+        rayon::current_num_threads().clamp(1, m.max(1))
+    } else {
+        1
+    };
+    let (base, extra) = (m / parts, m % parts);
+    let mut at = 0;
+    (0..parts)
+        .map(|i| {
+            let len = base + usize::from(i < extra);
+            at += len;
+            at - len..at
+        })
+        .collect()
+}
+
+/// `y = x·Wᵀ + b` for m rows of k inputs and n outputs on the kernels of
+/// [`crate::engine::kernels`]: the forward pass as products of rows (no rearranged copy
+/// of the weights), the gradients as products over column panels of `x` and `W` read in
+/// place. With `threads`, the rows of each result are split over the threads.
 impl Op for InnerProductOp {
     fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
         let (m, k, n) = (self.m, self.k, self.n);
+        let isa = Isa::detect();
+        let w = &self.params[0].blob.data;
+        let x = &bottoms[0].data;
         let y = &mut tops[0].data;
-        sgemm(
-            T::N,
-            T::T,
-            m,
-            n,
-            k,
-            &bottoms[0].data,
-            &self.params[0].blob.data,
-            y,
-            false,
-        );
+        let ranges = row_ranges(m, self.threads);
+        let mut ys: Vec<&mut [f32]> = Vec::with_capacity(ranges.len());
+        let mut rest = &mut y[..m * n];
+        for r in &ranges {
+            let (head, tail) = rest.split_at_mut(r.len() * n);
+            ys.push(head);
+            rest = tail;
+        }
+        ys.into_par_iter().zip(ranges).for_each(|(y, r)| {
+            rows_dot(isa, (r.len(), n, k), &x[r.start * k..], k, w, k, y, n);
+        });
         if let Some(b) = self.params.get(1) {
-            for row in y.chunks_mut(n) {
+            for row in y.chunks_mut(n).take(m) {
                 row.iter_mut().zip(&b.blob.data).for_each(|(v, b)| *v += b);
             }
         }
     }
+
     fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]) {
         let (m, k, n) = (self.m, self.k, self.n);
+        let isa = Isa::detect();
         let dy = &tops[0].diff;
         let x = &mut *bottoms[0];
-        sgemm(
-            T::T,
-            T::N,
-            n,
-            k,
-            m,
-            dy,
-            &x.data,
-            &mut self.params[0].blob.diff,
-            false,
-        );
+        // dW (n × k) = dYᵀ · X: rows of dW split over the threads, each with its rows of
+        // dYᵀ packed.
+        let ranges = row_ranges(n, self.threads);
+        let mut dws: Vec<&mut [f32]> = Vec::with_capacity(ranges.len());
+        let mut rest = &mut self.params[0].blob.diff[..n * k];
+        for r in &ranges {
+            let (head, tail) = rest.split_at_mut(r.len() * k);
+            dws.push(head);
+            rest = tail;
+        }
+        let xd = &x.data;
+        dws.into_par_iter().zip(ranges).for_each(|(dw, r)| {
+            let mut a = PackedA::default();
+            a.pack(&dy[r.start..], 1, n, r.len(), m);
+            matrix_product(isa, &a, xd, k, k, dw, k);
+        });
         if let Some(b) = self.params.get_mut(1) {
             b.blob.diff.fill(0.0);
-            for row in dy.chunks(n) {
+            for row in dy.chunks(n).take(m) {
                 b.blob.diff.iter_mut().zip(row).for_each(|(d, g)| *d += g);
             }
         }
         if prop_down.first().copied().unwrap_or(false) {
-            sgemm(
-                T::N,
-                T::N,
-                m,
-                k,
-                n,
-                dy,
-                &self.params[0].blob.data,
-                &mut x.diff,
-                false,
-            );
+            // dX (m × k) = dY · W: rows of dX split over the threads.
+            let w = &self.params[0].blob.data;
+            let ranges = row_ranges(m, self.threads);
+            let mut dxs: Vec<&mut [f32]> = Vec::with_capacity(ranges.len());
+            let mut rest = &mut x.diff[..m * k];
+            for r in &ranges {
+                let (head, tail) = rest.split_at_mut(r.len() * k);
+                dxs.push(head);
+                rest = tail;
+            }
+            dxs.into_par_iter().zip(ranges).for_each(|(dx, r)| {
+                let mut a = PackedA::default();
+                a.pack(&dy[r.start * n..], n, 1, r.len(), n);
+                matrix_product(isa, &a, w, k, k, dx, k);
+            });
         }
     }
     fn params(&self) -> &[Param] {
@@ -265,10 +312,74 @@ mod tests {
             k: 6,
             n: 4,
             params,
+            threads: false,
         };
         check_op(&mut op, &[vec![3, 6]], &[vec![3, 4]]);
         // Flattening: a 3×2×3 input is a 3×6 one.
         check_op(&mut op, &[vec![3, 2, 3]], &[vec![3, 4]]);
+        // Rows split over the threads (the test pool has one or more).
+        op.threads = true;
+        check_op(&mut op, &[vec![3, 6]], &[vec![3, 4]]);
+    }
+
+    /// Sizes past one panel of 32 columns and one block of rows, with a partial last panel
+    /// (LeNet's ip2 reads 500 inputs): every product against a plain loop.
+    #[test]
+    fn wide_products_match_plain_loops() {
+        let (m, k, n) = (7, 75, 40);
+        let val = |i: usize, s: f32| ((i as f32 + s) * 0.37).sin();
+        let mut w = Blob::zeros(&[n, k]);
+        w.data
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = val(i, 1.0));
+        let mut op = InnerProductOp {
+            m,
+            k,
+            n,
+            params: vec![Param {
+                blob: w,
+                lr_mult: 1.0,
+                decay_mult: 1.0,
+            }],
+            threads: true,
+        };
+        let mut x = Blob::zeros(&[m, k]);
+        x.data
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = val(i, 2.0));
+        let mut y = Blob::zeros(&[m, n]);
+        op.forward(&[&x], &mut [&mut y], true);
+        y.diff
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = val(i, 3.0));
+        op.backward(&[&y], &mut [&mut x], &[true]);
+        let w = &op.params[0].blob;
+        let close = |a: f32, b: f32| assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+        for i in 0..m {
+            for j in 0..n {
+                close(
+                    y.data[i * n + j],
+                    (0..k).map(|t| x.data[i * k + t] * w.data[j * k + t]).sum(),
+                );
+            }
+            for t in 0..k {
+                close(
+                    x.diff[i * k + t],
+                    (0..n).map(|j| y.diff[i * n + j] * w.data[j * k + t]).sum(),
+                );
+            }
+        }
+        for j in 0..n {
+            for t in 0..k {
+                close(
+                    w.diff[j * k + t],
+                    (0..m).map(|i| y.diff[i * n + j] * x.data[i * k + t]).sum(),
+                );
+            }
+        }
     }
 
     #[test]
