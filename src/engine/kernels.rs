@@ -445,40 +445,32 @@ mod avx512 {
                 ((1u32 << (k - kk)) - 1) as __mmask16
             };
             let mut av = [_mm512_setzero_ps(); I];
-            for i in 0..I {
-                av[i] = _mm512_maskz_loadu_ps(m, a.add(i * lda + kk));
+            for (i, v) in av.iter_mut().enumerate() {
+                *v = _mm512_maskz_loadu_ps(m, a.add(i * lda + kk));
             }
             for j in 0..J {
                 let bv = _mm512_maskz_loadu_ps(m, b.add(j * ldb + kk));
-                for i in 0..I {
-                    acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+                for (row, v) in acc.iter_mut().zip(&av) {
+                    row[j] = _mm512_fmadd_ps(*v, bv, row[j]);
                 }
             }
             kk += 16;
         }
-        if I == 4 && J == 4 {
-            // Sixteen sums across lanes at once, row i of the block in lanes 4i..4i + 4.
-            let mut v = [_mm512_setzero_ps(); 16];
-            for i in 0..I {
-                for j in 0..J {
-                    v[i * 4 + j] = acc[i][j];
-                }
+        // Sixteen sums across lanes at once, row i of the block in lanes 4i..4i + 4. Each
+        // sum is added in the same order whatever the block's size, so that a row's result
+        // does not depend on the rows beside it (classification gives an image the same
+        // probabilities at any position in any batch).
+        let mut v = [_mm512_setzero_ps(); 16];
+        for (i, row) in acc.iter().enumerate() {
+            for (j, a) in row.iter().enumerate() {
+                v[i * 4 + j] = *a;
             }
-            let sums = reduce16(&v);
-            for i in 0..4 {
-                let lane = match i {
-                    0 => _mm512_extractf32x4_ps::<0>(sums),
-                    1 => _mm512_extractf32x4_ps::<1>(sums),
-                    2 => _mm512_extractf32x4_ps::<2>(sums),
-                    _ => _mm512_extractf32x4_ps::<3>(sums),
-                };
-                _mm_storeu_ps(c.add(i * ldc), lane);
-            }
-            return;
         }
+        let mut sums = [0.0f32; 16];
+        _mm512_storeu_ps(sums.as_mut_ptr(), reduce16(&v));
         for i in 0..I {
             for j in 0..J {
-                *c.add(i * ldc + j) = _mm512_reduce_add_ps(acc[i][j]);
+                *c.add(i * ldc + j) = sums[i * 4 + j];
             }
         }
     }
