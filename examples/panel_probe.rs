@@ -70,7 +70,63 @@ fn conv(name: &str, c: usize, h: usize, out: usize, prop: bool) {
     });
 }
 
+/// LeNet's ip1 (800 → 500) at batch `m`, on one thread: the op, and the `gemm` crate's
+/// products for the same three matrices.
+fn ip(m: usize) {
+    use netc::engine::blas::{sgemm_serial, T};
+    use netc::layers::inner_product::InnerProductOp;
+    let (k, n) = (800usize, 500usize);
+    let mut w = Blob::zeros(&[n, k]);
+    w.data
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, v)| *v = (i as f32 * 0.3).sin());
+    let mut op = InnerProductOp {
+        m,
+        k,
+        n,
+        params: vec![Param {
+            blob: w,
+            lr_mult: 1.0,
+            decay_mult: 1.0,
+        }],
+        threads: false,
+    };
+    let mut x = Blob::zeros(&[m, k]);
+    x.data
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, v)| *v = (i as f32 * 0.7).cos());
+    let mut y = Blob::zeros(&[m, n]);
+    y.diff.iter_mut().for_each(|v| *v = 0.5);
+    let macs = (m * k * n) as f64;
+    time(&format!("ip1 forward, batch {m}"), macs, || {
+        op.forward(&[&x], &mut [&mut y], true)
+    });
+    time(&format!("ip1 backward, batch {m}"), 2.0 * macs, || {
+        op.backward(&[&y], &mut [&mut x], &[true])
+    });
+    let wd = op.params[0].blob.data.clone();
+    let mut c = vec![0.0f32; m * n];
+    time(&format!("gemm crate X·Wᵀ, batch {m}"), macs, || {
+        sgemm_serial(T::N, T::T, m, n, k, &x.data, &wd, &mut c, false)
+    });
+    let mut dw = vec![0.0f32; n * k];
+    time(&format!("gemm crate dYᵀ·X, batch {m}"), macs, || {
+        sgemm_serial(T::T, T::N, n, k, m, &y.diff, &x.data, &mut dw, false)
+    });
+    let mut dx = vec![0.0f32; m * k];
+    time(&format!("gemm crate dY·W, batch {m}"), macs, || {
+        sgemm_serial(T::N, T::N, m, k, n, &y.diff, &wd, &mut dx, false)
+    });
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("ip") {
+        ip(64);
+        ip(32);
+        return;
+    }
     let isa = Isa::detect();
     println!("kernels: {isa:?}, {} threads", rayon::current_num_threads());
     conv("conv1", 1, 28, 20, false);

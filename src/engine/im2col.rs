@@ -165,16 +165,7 @@ unsafe fn im2col_rows_of_8(
     width: usize,
 ) -> bool {
     use std::arch::x86_64::*;
-    let fits = width == 32
-        && g.out_w() == 8
-        && g.width <= 16
-        && (g.stride_h, g.stride_w, g.dilation_h, g.dilation_w) == (1, 1, 1, 1)
-        && (g.pad_h, g.pad_w) == (0, 0)
-        && runs.len() == 4
-        && runs.iter().enumerate().all(|(i, r)| {
-            r.len == 8 && r.n == runs[0].n && r.pos == runs[0].pos + 8 * i && r.at == 8 * i
-        });
-    if !fits {
+    if !rows_of_8(g, runs, width) {
         return false;
     }
     let (hw_in, in_per) = (g.height * g.width, g.channels * g.height * g.width);
@@ -231,7 +222,89 @@ unsafe fn im2col_rows_of_8(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn col2im_avx512(g: &Geom, panel: &[f32], runs: &[Run], width: usize, dx: &mut [f32]) {
-    col2im_body::<Masked>(g, panel, runs, width, dx)
+    if !col2im_rows_of_8(g, panel, runs, width, dx) {
+        col2im_body::<Masked>(g, panel, runs, width, dx)
+    }
+}
+
+/// Whether a panel is four whole output rows of 8 of one image, on a geometry whose
+/// windows stay inside the image and whose input rows fit one vector (LeNet's conv2).
+fn rows_of_8(g: &Geom, runs: &[Run], width: usize) -> bool {
+    width == 32
+        && g.out_w() == 8
+        && g.width <= 16
+        && g.kernel_h + 3 <= 16
+        && (g.stride_h, g.stride_w, g.dilation_h, g.dilation_w) == (1, 1, 1, 1)
+        && (g.pad_h, g.pad_w) == (0, 0)
+        && runs.len() == 4
+        && runs.iter().enumerate().all(|(i, r)| {
+            r.len == 8 && r.n == runs[0].n && r.pos == runs[0].pos + 8 * i && r.at == 8 * i
+        })
+}
+
+/// [`col2im_panel`] for the panels of [`rows_of_8`]: per input channel, the kh + 3 input
+/// rows the panel touches are summed in registers over every tap (each tap's panel row
+/// shifted into place by masked permutes) and written back once, instead of one short
+/// read-add-write per run and kernel row (whose overlapping writes also stalled the reads
+/// after them). False (nothing written) for any other panel.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn col2im_rows_of_8(
+    g: &Geom,
+    panel: &[f32],
+    runs: &[Run],
+    width: usize,
+    dx: &mut [f32],
+) -> bool {
+    use std::arch::x86_64::*;
+    if !rows_of_8(g, runs, width) {
+        return false;
+    }
+    let (hw_in, in_per) = (g.height * g.width, g.channels * g.height * g.width);
+    let oy = runs[0].pos / 8;
+    let img = &mut dx[runs[0].n * in_per..][..in_per];
+    let mask = ((1u32 << g.width) - 1) as __mmask16;
+    // Lanes kj..kj + 8 take lanes h·8.. of a panel vector (h = 0 or 1), the others zero.
+    let idx: Vec<[__m512i; 2]> = (0..g.kernel_w)
+        .map(|kj| {
+            let lane = |h: i32| {
+                let mut v = [0i32; 16];
+                for (j, x) in v.iter_mut().enumerate() {
+                    *x = (h * 8 + j as i32 - kj as i32).clamp(0, 15);
+                }
+                _mm512_loadu_si512(v.as_ptr().cast())
+            };
+            [lane(0), lane(1)]
+        })
+        .collect();
+    let rows = g.kernel_h + 3;
+    let panel = &panel[..g.col_rows() * 32];
+    let mut k = 0;
+    for c in 0..g.channels {
+        let plane = &mut img[c * hw_in..][..hw_in];
+        let mut acc = [_mm512_setzero_ps(); 16];
+        for ki in 0..g.kernel_h {
+            for (kj, ix) in idx.iter().enumerate() {
+                let p = panel[k * 32..k * 32 + 32].as_ptr();
+                k += 1;
+                let (p0, p1) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
+                let keep = (0xffu32 << kj) as __mmask16;
+                // Output row r of the panel lands on input row r + ki.
+                for (r, (src, h)) in [(p0, 0), (p0, 1), (p1, 0), (p1, 1)].into_iter().enumerate() {
+                    let v = _mm512_maskz_permutexvar_ps(keep, ix[h], src);
+                    acc[r + ki] = _mm512_add_ps(acc[r + ki], v);
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate().take(rows) {
+            let row = &mut plane[(oy + r) * g.width..(oy + r + 1) * g.width];
+            let v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, row.as_ptr()), *a);
+            let mut buf = [0.0f32; 16];
+            _mm512_storeu_ps(buf.as_mut_ptr(), v);
+            <Masked as Moves>::copy(row, &buf[..g.width]);
+        }
+    }
+    true
 }
 
 /// Where a run's kernel row starts in its input row, and whether every tap of the row
