@@ -73,7 +73,6 @@ fn conv(name: &str, c: usize, h: usize, out: usize, prop: bool) {
 /// LeNet's ip1 (800 → 500) at batch `m`, on one thread: the op, and the `gemm` crate's
 /// products for the same three matrices.
 fn ip(m: usize) {
-    use netc::engine::blas::{sgemm_serial, T};
     use netc::layers::inner_product::InnerProductOp;
     let (k, n) = (800usize, 500usize);
     let mut w = Blob::zeros(&[n, k]);
@@ -108,17 +107,55 @@ fn ip(m: usize) {
     });
     let wd = op.params[0].blob.data.clone();
     let mut c = vec![0.0f32; m * n];
+    // (rows, columns, depth), then each operand as (values, column stride, row stride).
     time(&format!("gemm crate X·Wᵀ, batch {m}"), macs, || {
-        sgemm_serial(T::N, T::T, m, n, k, &x.data, &wd, &mut c, false)
+        gemm_serial((m, n, k), (&x.data, 1, k), (&wd, k, 1), &mut c)
     });
     let mut dw = vec![0.0f32; n * k];
     time(&format!("gemm crate dYᵀ·X, batch {m}"), macs, || {
-        sgemm_serial(T::T, T::N, n, k, m, &y.diff, &x.data, &mut dw, false)
+        gemm_serial((n, k, m), (&y.diff, n, 1), (&x.data, 1, k), &mut dw)
     });
     let mut dx = vec![0.0f32; m * k];
     time(&format!("gemm crate dY·W, batch {m}"), macs, || {
-        sgemm_serial(T::N, T::N, m, k, n, &y.diff, &wd, &mut dx, false)
+        gemm_serial((m, k, n), (&y.diff, 1, n), (&wd, 1, k), &mut dx)
     });
+}
+
+/// `c = a · b` (c row-major, m × n) with the `gemm` crate on this thread: the reference
+/// the kernels are measured against (candle's CPU products use it).
+fn gemm_serial(
+    (m, n, k): (usize, usize, usize),
+    (a, a_cs, a_rs): (&[f32], usize, usize),
+    (b, b_cs, b_rs): (&[f32], usize, usize),
+    c: &mut [f32],
+) {
+    assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
+    assert!(b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
+    assert!(c.len() >= m * n);
+    // SAFETY: the asserts keep every element the strides reach inside the slices.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
 }
 
 fn main() {

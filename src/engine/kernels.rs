@@ -1,19 +1,23 @@
-//! Matrix products over column panels: the convolution's kernels.
+//! The engine's matrix products: over column panels for the convolution, over rows read
+//! in place for the inner product.
 //!
 //! The convolution's wide operands (the unrolled input, the outputs and their gradients)
 //! are kept in panels of [`NR`] columns (pixels): a panel of a K-row matrix is K rows of
-//! `NR` values, stored one after another. Two products run on them:
+//! `NR` values, stored one after another. The products:
 //! - [`panel_product`]: `C = A · B` for one panel `B` (K × NR) and a small packed `A`
 //!   (M × K: the weights, or their transpose), giving one panel `C` (M × NR). Used by the
 //!   forward pass (outputs from unrolled inputs) and for the input gradient.
 //! - [`panel_outer_acc`]: `C += A · Bᵀ` summed over many panels, `A` in panels and `B`
 //!   in transposed panels (the weight gradient: unrolled inputs times transposed output
 //!   gradients), with `C` held in registers throughout.
+//! - [`strided_product`] and [`matrix_product`]: [`panel_product`] over NR columns of
+//!   wider matrices read and written in place (the inner product's gradients).
+//! - [`rows_dot`]: products of rows of two matrices (the inner product's `X·Wᵀ`).
 //!
 //! Each has an AVX-512 kernel, chosen at run time when the processor has it, and a portable
 //! one; both are tested against a plain triple loop. `cargo run --release --example
-//! panel_probe` measures them on LeNet's shapes (about 110 GFLOP/s a core here, against
-//! 75–90 for the `gemm` crate's products over the same shapes, `gemm_probe`).
+//! panel_probe` measures them on LeNet's shapes (105–116 GFLOP/s a core here; the `gemm`
+//! crate, which candle's CPU products use, did 72–107 on the same products).
 
 /// Columns in a panel: two 16-lane vectors.
 pub const NR: usize = 32;

@@ -2,7 +2,6 @@
 //! preallocated blobs (as Caffe's layers do): every blob and gradient buffer is allocated
 //! once, and a training step is a forward and a backward sweep over the plan.
 
-pub mod blas;
 pub mod candle;
 pub mod direct;
 #[cfg(test)]
