@@ -24,7 +24,8 @@ rm -rf runs/gpu-check
 time "$NETC" train specs/lenet.net --data "$MNIST" --device cuda --epochs 10 --out runs/gpu-check
 echo "== 2. classify on the GPU and the CPU"
 "$NETC" data export "$MNIST" --out runs/gpu-check-val >/dev/null
-find runs/gpu-check-val/val -name '*.png' | head -1000 > runs/gpu-check-val/list.txt
+# Paths in a list are relative to the list's folder.
+(cd runs/gpu-check-val && find val -name '*.png' | sort | head -1000) > runs/gpu-check-val/list.txt
 "$NETC" classify runs/gpu-check --list runs/gpu-check-val/list.txt --device cuda --format json > runs/gpu-check/classify-cuda.json
 "$NETC" classify runs/gpu-check --list runs/gpu-check-val/list.txt --device cpu --format json > runs/gpu-check/classify-cpu.json
 python3 - <<'PY'
