@@ -173,38 +173,11 @@ fn lane_sum(v: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use crate::engine::kernels::avx512::store_first;
     use std::arch::x86_64::*;
 
     fn mask16(n: usize) -> __mmask16 {
         ((1u32 << n.min(16)) - 1) as __mmask16
-    }
-
-    /// The first `n` lanes of `v` to `d` with plain stores of 16, 8, 4 and 1 values
-    /// (masked stores are slow on AMD's Zen 4).
-    #[inline(always)]
-    unsafe fn store_first(d: *mut f32, v: __m512, n: usize) {
-        if n == 16 {
-            _mm512_storeu_ps(d, v);
-            return;
-        }
-        let mut i = 0;
-        let mut y = _mm512_castps512_ps256(v);
-        if n >= 8 {
-            _mm256_storeu_ps(d, y);
-            y = _mm512_castps512_ps256(_mm512_shuffle_f32x4::<0b11_10_11_10>(v, v));
-            i = 8;
-        }
-        let mut x = _mm256_castps256_ps128(y);
-        if n - i >= 4 {
-            _mm_storeu_ps(d.add(i), x);
-            x = _mm256_extractf128_ps::<1>(y);
-            i += 4;
-        }
-        while i < n {
-            _mm_store_ss(d.add(i), x);
-            x = _mm_shuffle_ps::<0b00_11_10_01>(x, x);
-            i += 1;
-        }
     }
 
     /// See [`super::forward`]: outputs `mo` (≤ 12) of one output row, columns `la` (≤ 16)

@@ -299,9 +299,7 @@ unsafe fn col2im_rows_of_8(
         for (r, a) in acc.iter().enumerate().take(rows) {
             let row = &mut plane[(oy + r) * g.width..(oy + r + 1) * g.width];
             let v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, row.as_ptr()), *a);
-            let mut buf = [0.0f32; 16];
-            _mm512_storeu_ps(buf.as_mut_ptr(), v);
-            <Masked as Moves>::copy(row, &buf[..g.width]);
+            super::kernels::avx512::store_first(row.as_mut_ptr(), v, g.width);
         }
     }
     true

@@ -392,6 +392,12 @@ impl ConvOp {
     }
 }
 
+/// The runs of panel `j` (pixels `j·NR..`, of `pixels` in all) that stay inside rows of
+/// `row` pixels: output rows for the unrolling, whole maps for copying outputs.
+fn panel_runs(d: &Dims, row: usize, j: usize, pixels: usize, out: &mut Vec<Run>) {
+    runs(d.hw, row, j * NR, pixels.min((j + 1) * NR), out);
+}
+
 impl Worker {
     /// Where panel `j` of the share lives in `col`.
     fn col_at(&self, d: &Dims, j: usize) -> usize {
@@ -400,13 +406,7 @@ impl Worker {
 
     /// Unrolls panel `j` (pixels `j·NR..`) of the samples in `x` into `col`.
     fn unroll(&mut self, d: &Dims, isa: Isa, x: &[f32], pixels: usize, j: usize) {
-        runs(
-            d.hw,
-            d.g.out_w(),
-            j * NR,
-            pixels.min((j + 1) * NR),
-            &mut self.runs,
-        );
+        panel_runs(d, d.g.out_w(), j, pixels, &mut self.runs);
         let at = self.col_at(d, j);
         im2col_panel(isa, &d.g, x, &self.runs, &mut self.col[at..at + d.kp], NR);
     }
@@ -435,7 +435,7 @@ impl Worker {
                     &mut yp[gi * d.og * NR..],
                 );
             }
-            runs(d.hw, d.hw, j * NR, pixels.min((j + 1) * NR), &mut self.segs);
+            panel_runs(d, d.hw, j, pixels, &mut self.segs);
             for s in &self.segs {
                 for o in 0..d.out {
                     let b = bias.map_or(0.0, |b| b[o]);
@@ -471,7 +471,7 @@ impl Worker {
             for j in j0..j1 {
                 let jj = j - j0;
                 let yp = &mut self.ypan[jj * d.op..][..d.op];
-                runs(d.hw, d.hw, j * NR, pixels.min((j + 1) * NR), &mut self.segs);
+                panel_runs(d, d.hw, j, pixels, &mut self.segs);
                 if self.segs.iter().map(|s| s.len).sum::<usize>() < NR {
                     yp.fill(0.0);
                 }
@@ -523,13 +523,7 @@ impl Worker {
                         &mut self.dcol[gi * d.kg * NR..],
                     );
                 }
-                runs(
-                    d.hw,
-                    d.g.out_w(),
-                    j * NR,
-                    pixels.min((j + 1) * NR),
-                    &mut self.runs,
-                );
+                panel_runs(d, d.g.out_w(), j, pixels, &mut self.runs);
                 col2im_panel(isa, &d.g, &self.dcol, &self.runs, NR, dx);
             }
         }

@@ -549,36 +549,13 @@ fn max_2x2(x: &[f32], y: &mut [f32], am: &mut [u32], width: usize, out_w: usize)
 /// row pair (the maximum's, or zero) instead of clearing the plane and scattering.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use crate::engine::kernels;
     use std::arch::x86_64::*;
 
-    /// The first `n` lanes of `v` into `dst` with plain stores of 8, 4 and 1 values
-    /// (masked stores are slow on AMD's Zen 4, and a copy of a variable length is a
-    /// `memcpy` call).
+    /// The first `n` lanes of `v` into `dst` (see [`kernels::avx512::store_first`]).
     #[inline(always)]
     unsafe fn store_first(dst: &mut [f32], v: __m512, n: usize) {
-        let d = dst[..n].as_mut_ptr();
-        if n == 16 {
-            _mm512_storeu_ps(d, v);
-            return;
-        }
-        let mut i = 0;
-        let mut y = _mm512_castps512_ps256(v);
-        if n >= 8 {
-            _mm256_storeu_ps(d, y);
-            y = _mm512_castps512_ps256(_mm512_shuffle_f32x4::<0b11_10_11_10>(v, v));
-            i = 8;
-        }
-        let mut x = _mm256_castps256_ps128(y);
-        if n - i >= 4 {
-            _mm_storeu_ps(d.add(i), x);
-            x = _mm256_extractf128_ps::<1>(y);
-            i += 4;
-        }
-        while i < n {
-            _mm_store_ss(d.add(i), x);
-            x = _mm_shuffle_ps::<0b00_11_10_01>(x, x);
-            i += 1;
-        }
+        kernels::avx512::store_first(dst[..n].as_mut_ptr(), v, n)
     }
 
     #[inline(always)]
