@@ -297,3 +297,39 @@ fn binary_files_empty_specs_and_missing_runs_get_clear_messages() {
     assert_eq!(code, 2);
     assert!(err.contains("does not exist"), "{err}");
 }
+
+/// A net made of the layer types that train since LRN, PReLU, Bias, Slice and
+/// Deconvolution got engine ops: it trains on the tiny MNIST and its loss falls.
+#[test]
+fn lrn_prelu_bias_slice_and_deconvolution_train() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_dataset(tmp.path());
+    let spec = tmp.path().join("mixed.net");
+    std::fs::write(
+        &spec,
+        r#"name: "Mixed"
+layer { name: "data" type: "Data" top: "data" top: "label"
+        transform_param { scale: 0.00390625 } data_param { batch_size: 32 } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 8 kernel_size: 5 stride: 2 weight_filler { type: "xavier" } } }
+layer { name: "norm1" type: "LRN" bottom: "conv1" top: "norm1" lrn_param { local_size: 3 alpha: 0.001 } }
+layer { name: "prelu1" type: "PReLU" bottom: "norm1" top: "norm1" }
+layer { name: "up" type: "Deconvolution" bottom: "norm1" top: "up"
+        convolution_param { num_output: 4 kernel_size: 2 stride: 2 weight_filler { type: "xavier" } } }
+layer { name: "bias" type: "Bias" bottom: "up" top: "up" }
+layer { name: "halves" type: "Slice" bottom: "up" top: "a" top: "b" slice_param { axis: 1 } }
+layer { name: "pool" type: "Pooling" bottom: "a" top: "pool" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "ip" type: "InnerProduct" bottom: "pool" top: "ip"
+        inner_product_param { num_output: 10 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"#,
+    )
+    .unwrap();
+    let mut o = opts(&data, &tmp.path().join("run"), 3.0);
+    o.spec = spec;
+    let out = train(&o).expect("trains");
+    let r = &out.records;
+    assert_eq!(r.len(), 3);
+    assert!(r.iter().all(|e| e.train_loss.is_finite()), "{r:?}");
+    assert!(r[2].train_loss < r[0].train_loss, "loss falls: {r:?}");
+}

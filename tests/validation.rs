@@ -196,8 +196,8 @@ layer { name: "sum" type: "Eltwise" bottom: "data" bottom: "p" top: "sum" }
 #[test]
 fn types_netc_cannot_train_still_get_shapes() {
     let text = with_input(
-        r#"layer { name: "norm" type: "LRN" bottom: "data" top: "norm" lrn_param { local_size: 5 } }
-layer { name: "pr" type: "PReLU" bottom: "norm" top: "norm" }
+        r#"layer { name: "norm" type: "MVN" bottom: "data" top: "norm" }
+layer { name: "th" type: "Threshold" bottom: "norm" top: "norm" threshold_param { threshold: 0.5 } }
 "#,
     );
     let src = Source {
@@ -215,7 +215,7 @@ layer { name: "pr" type: "PReLU" bottom: "norm" top: "norm" }
     );
     assert_eq!(checked.rows[1].output, vec![Some(vec![1, 28, 28])]);
     assert_eq!(checked.rows[1].params, Some(0));
-    assert_eq!(checked.rows[2].params, Some(1));
+    assert_eq!(checked.rows[2].output, vec![Some(vec![1, 28, 28])]);
     assert!(checked.rows[2].in_place);
     insta::assert_snapshot!(front::render(&checked.diagnostics));
 }

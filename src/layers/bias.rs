@@ -1,14 +1,19 @@
-//! Bias: adds a learned (or second-bottom) bias broadcast from `axis` over `num_axes`
-//! axes; netc cannot train it yet.
+//! Bias: adds a learned bias (or, with two bottoms, the second bottom) broadcast from `axis`
+//! over `num_axes` axes. The learned bias starts at 0 unless a filler is given, as in Caffe.
 
+use super::filler::Filler;
+use super::param_mults;
 use super::scale::{check_second, factor_shape};
-use super::shape_only::{self, cannot_train, param};
+use super::shape_only::{self, param};
 use super::{Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
+use crate::engine::{Blob, Op, Param, Rng};
 
 #[derive(Debug)]
 pub struct Bias {
     axis: i64,
     num_axes: i64,
+    filler: Filler,
+    mults: Vec<(f32, f32)>,
 }
 
 pub static TYPE: LayerType = LayerType {
@@ -17,12 +22,14 @@ pub static TYPE: LayerType = LayerType {
     bottoms: Arity::Range(1, 2),
     tops: Arity::Exactly(1),
     in_place: true,
-    runnable: false,
+    runnable: true,
     build: |l| {
         let m = param(l, "bias_param");
         Ok(Box::new(Bias {
             axis: shape_only::int(m, "axis", 1),
             num_axes: shape_only::int(m, "num_axes", 1),
+            filler: Filler::parse(m, "filler", Filler::Constant(0.0))?,
+            mults: param_mults(l, 1),
         }))
     },
 };
@@ -45,5 +52,131 @@ impl Layer for Bias {
             _ => Vec::new(),
         }
     }
-    cannot_train!();
+    fn lower(
+        &self,
+        bottoms: &[Shape],
+        ctx: &ShapeCtx,
+        rng: &mut Rng,
+    ) -> Result<Box<dyn Op>, LayerError> {
+        let s = shape_only::first(bottoms)?;
+        self.shapes(bottoms, ctx)?;
+        // The bias's shape: the learned one's, or the second bottom's.
+        let f = match bottoms {
+            [_, b] => b.clone(),
+            _ => factor_shape(s, self.axis, self.num_axes)?,
+        };
+        let a = if s.is_empty() {
+            0
+        } else {
+            shape_only::axis(self.axis, s.len(), None)?
+        };
+        let dim: usize = f.iter().product();
+        let inner: usize = s[(a + f.len()).min(s.len())..].iter().product();
+        let mut params = Vec::new();
+        if bottoms.len() == 1 {
+            let mut blob = Blob::zeros(&f);
+            self.filler.fill(&f, &mut blob.data, rng);
+            let (lr_mult, decay_mult) = self.mults[0];
+            params.push(Param {
+                blob,
+                lr_mult,
+                decay_mult,
+            });
+        }
+        Ok(Box::new(BiasOp { dim, inner, params }))
+    }
+}
+
+/// y = x + b, b (learned, or the second bottom) broadcast over the outer axes and `inner`.
+#[derive(Debug)]
+pub struct BiasOp {
+    dim: usize,
+    inner: usize,
+    params: Vec<Param>,
+}
+
+impl Op for BiasOp {
+    fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
+        let b = match self.params.first() {
+            Some(p) => &p.blob.data,
+            None => &bottoms[1].data,
+        };
+        let rows = tops[0]
+            .data
+            .chunks_mut(self.inner.max(1))
+            .zip(bottoms[0].data.chunks(self.inner.max(1)));
+        for (k, (y, x)) in rows.enumerate() {
+            let shift = b[k % self.dim];
+            y.iter_mut().zip(x).for_each(|(y, x)| *y = x + shift);
+        }
+    }
+    fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]) {
+        let dy = &tops[0].diff;
+        let mut db = vec![0.0f32; self.dim];
+        for (k, g) in dy.chunks(self.inner.max(1)).enumerate() {
+            db[k % self.dim] += g.iter().sum::<f32>();
+        }
+        match self.params.first_mut() {
+            Some(p) => p.blob.diff.copy_from_slice(&db),
+            None => {
+                if prop_down.get(1).copied().unwrap_or(false) {
+                    bottoms[1].diff.copy_from_slice(&db);
+                }
+            }
+        }
+        if prop_down.first().copied().unwrap_or(false) {
+            bottoms[0].diff.copy_from_slice(dy);
+        }
+    }
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.params
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::gradcheck::{check_op, check_op_with};
+    use rand::SeedableRng;
+
+    fn bias() -> Bias {
+        Bias {
+            axis: 1,
+            num_axes: 1,
+            filler: Filler::Constant(0.0),
+            mults: vec![(1.0, 1.0)],
+        }
+    }
+
+    #[test]
+    fn learned_bias_starts_at_zero_and_gradients_match() {
+        let b = vec![vec![2, 3, 2, 2]];
+        let mut op = bias()
+            .lower(&b, &ShapeCtx::default(), &mut Rng::seed_from_u64(0))
+            .expect("lowers");
+        let x = Blob {
+            data: (0..24).map(|i| i as f32).collect(),
+            ..Blob::zeros(&b[0])
+        };
+        let mut y = Blob::zeros(&b[0]);
+        op.forward(&[&x], &mut [&mut y], true);
+        assert_eq!(y.data, x.data);
+        op.params_mut()[0].blob.data = vec![0.5, -1.0, 2.0];
+        op.forward(&[&x], &mut [&mut y], true);
+        assert_eq!((y.data[0], y.data[4], y.data[8]), (0.5, 3.0, 10.0));
+        check_op(op.as_mut(), &b, &b);
+    }
+
+    #[test]
+    fn a_second_bottom_is_the_bias() {
+        let b = vec![vec![2, 3, 2, 2], vec![3]];
+        let mut op = bias()
+            .lower(&b, &ShapeCtx::default(), &mut Rng::seed_from_u64(0))
+            .expect("lowers");
+        assert!(op.params().is_empty());
+        check_op_with(op.as_mut(), &b, &[b[0].clone()], &[true, true], true);
+    }
 }

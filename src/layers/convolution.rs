@@ -448,12 +448,17 @@ impl Worker {
     }
 
     #[allow(clippy::too_many_arguments)]
+    /// The gradients of `nb` samples from their output gradients `dy`: with their inputs
+    /// `x`, this worker's share of the weight and bias gradients; with `dx`, the input
+    /// gradient.
+    #[allow(clippy::too_many_arguments)]
     fn backward(
         &mut self,
         d: &Dims,
         isa: Isa,
         wb: &[PackedA],
-        x: &[f32],
+        nb: usize,
+        x: Option<&[f32]>,
         dy: &[f32],
         mut dx: Option<&mut [f32]>,
     ) {
@@ -462,7 +467,6 @@ impl Worker {
         if let Some(dx) = dx.as_deref_mut() {
             dx.fill(0.0);
         }
-        let nb = x.len() / d.in_per.max(1);
         let pixels = nb * d.hw;
         let np = pixels.div_ceil(NR);
         for j0 in (0..np).step_by(d.chunk) {
@@ -482,6 +486,9 @@ impl Worker {
                         self.db[o] += src.iter().sum::<f32>();
                     }
                 }
+                let Some(x) = x else {
+                    continue;
+                };
                 let yt = &mut self.yt[jj * NR * d.ldt..][..NR * d.ldt];
                 for gi in 0..d.group {
                     for o in 0..d.og {
@@ -494,7 +501,7 @@ impl Worker {
                 self.unroll(d, isa, x, pixels, j);
             }
             let base = self.col_at(d, j0);
-            for gi in 0..d.group {
+            for gi in 0..d.group * usize::from(x.is_some()) {
                 for ob in (0..d.ogpad).step_by(NR) {
                     panel_outer_acc(
                         isa,
@@ -530,10 +537,10 @@ impl Worker {
     }
 }
 
-impl Op for ConvOp {
-    fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
+impl ConvOp {
+    /// `y = conv(x)` (plus the bias, when the layer has one) for the `n` samples of `x`.
+    pub fn convolve(&mut self, x: &[f32], y: &mut [f32], n: usize) {
         let d = self.dims();
-        let n = bottoms[0].shape[0];
         let share = self.share(n);
         let weight = &self.params[0].blob.data;
         for (gi, a) in self.wf.iter_mut().enumerate() {
@@ -541,81 +548,106 @@ impl Op for ConvOp {
         }
         let bias = self.params.get(1).map(|p| p.blob.data.as_slice());
         let (isa, wf) = (self.isa, &self.wf);
+        let (x, y) = (&x[..n * d.in_per], &mut y[..n * d.out_per]);
         if self.direct {
             let g = &self.geom;
-            tops[0]
-                .data
-                .par_chunks_mut(share * d.out_per)
-                .zip(bottoms[0].data.par_chunks(share * d.in_per))
+            y.par_chunks_mut(share * d.out_per)
+                .zip(x.par_chunks(share * d.in_per))
                 .for_each(|(y, x)| direct::forward(g, &wf[0], bias, x, y));
             return;
         }
-        tops[0]
-            .data
-            .par_chunks_mut(share * d.out_per)
-            .zip(bottoms[0].data.par_chunks(share * d.in_per))
+        y.par_chunks_mut(share * d.out_per)
+            .zip(x.par_chunks(share * d.in_per))
             .zip(self.workers.par_iter_mut())
             .for_each(|((y, x), w)| w.forward(&d, isa, wf, bias, x, y));
     }
 
-    fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]) {
+    /// The gradients of the `n` samples whose output gradients are `dy`: given their
+    /// inputs `x`, the weight and bias gradients, into the learned blobs' diffs; given
+    /// `dx`, the input gradient. (Deconvolution runs its passes through these.)
+    pub fn gradients(&mut self, x: Option<&[f32]>, dy: &[f32], dx: Option<&mut [f32]>, n: usize) {
         let d = self.dims();
-        let n = tops[0].shape[0];
         let share = self.share(n);
-        let used = n.div_ceil(share);
-        let weight = &self.params[0].blob.data;
-        let dy = &tops[0].diff;
-        let bottom = &mut *bottoms[0];
-        let x = &bottom.data;
+        let used = n.div_ceil(share).min(self.workers.len());
         let isa = self.isa;
-        if prop_down.first().copied().unwrap_or(false) {
+        let dy = &dy[..n * d.out_per];
+        let weights = x.is_some();
+        if self.direct && dx.is_none() {
+            if let Some(x) = x {
+                let (g, out) = (&self.geom, self.out);
+                x[..n * d.in_per]
+                    .par_chunks(share * d.in_per)
+                    .zip(dy.par_chunks(share * d.out_per))
+                    .zip(self.workers.par_iter_mut())
+                    .for_each(|((x, dy), w)| {
+                        w.dw.fill(0.0);
+                        w.db.fill(0.0);
+                        direct::weight_grad(g, out, x, dy, &mut w.dw, &mut w.db);
+                    });
+                self.sum_gradients(&d, used, true);
+            }
+            return;
+        }
+        if dx.is_some() {
+            let weight = &self.params[0].blob.data;
             for (gi, a) in self.wb.iter_mut().enumerate() {
                 a.pack(&weight[gi * d.og * d.kg..], 1, d.kg, d.kg, d.og);
             }
-            let wb = &self.wb;
-            bottom
-                .diff
-                .par_chunks_mut(share * d.in_per)
-                .zip(x.par_chunks(share * d.in_per))
-                .zip(dy.par_chunks(share * d.out_per))
-                .zip(self.workers.par_iter_mut())
-                .for_each(|(((dx, x), dy), w)| w.backward(&d, isa, wb, x, dy, Some(dx)));
-        } else if self.direct {
-            let (g, out) = (&self.geom, self.out);
-            x.par_chunks(share * d.in_per)
-                .zip(dy.par_chunks(share * d.out_per))
-                .zip(self.workers.par_iter_mut())
-                .for_each(|((x, dy), w)| {
-                    w.dw.fill(0.0);
-                    w.db.fill(0.0);
-                    direct::weight_grad(g, out, x, dy, &mut w.dw, &mut w.db);
-                });
-        } else {
-            x.par_chunks(share * d.in_per)
-                .zip(dy.par_chunks(share * d.out_per))
-                .zip(self.workers.par_iter_mut())
-                .for_each(|((x, dy), w)| w.backward(&d, isa, &[], x, dy, None));
         }
-        let direct = self.direct && !prop_down.first().copied().unwrap_or(false);
-        let Some((first, rest)) = self.workers[..used.min(self.workers.len())].split_first() else {
+        // One task per worker: its samples' inputs, output gradients and input gradients.
+        let mut dxs: Vec<Option<&mut [f32]>> = match dx {
+            Some(dx) => dx[..n * d.in_per]
+                .chunks_mut(share * d.in_per)
+                .map(Some)
+                .collect(),
+            None => (0..used).map(|_| None).collect(),
+        };
+        let tasks: Vec<_> = self
+            .workers
+            .iter_mut()
+            .zip(dy.chunks(share * d.out_per))
+            .zip(dxs.drain(..))
+            .enumerate()
+            .map(|(i, ((w, dy), dx))| {
+                let x = x.map(|x| {
+                    &x[i * share * d.in_per..((i * share + dy.len() / d.out_per.max(1)) * d.in_per)]
+                });
+                (w, dy, dx, x)
+            })
+            .collect();
+        let wb = &self.wb;
+        tasks.into_par_iter().for_each(|(w, dy, dx, x)| {
+            let nb = dy.len() / d.out_per.max(1);
+            w.backward(&d, isa, wb, nb, x, dy, dx)
+        });
+        if weights {
+            self.sum_gradients(&d, used, false);
+        }
+    }
+
+    /// The workers' weight and bias gradients summed into the learned blobs' diffs
+    /// (`direct`: the workers hold dW as stored, else transposed per group).
+    fn sum_gradients(&mut self, d: &Dims, used: usize, direct: bool) {
+        let Some((first, rest)) = self.workers[..used].split_first() else {
             // An empty batch: no gradient.
             self.params.iter_mut().for_each(|p| p.blob.diff.fill(0.0));
             return;
         };
-        // dW[g][o][k] = Σ over workers of dWᵀ[g][k][o] (of dW on the direct path).
         let dw = &mut self.params[0].blob.diff;
         if direct {
             dw.copy_from_slice(&first.dw);
             for w in rest {
                 dw.iter_mut().zip(&w.dw).for_each(|(a, b)| *a += b);
             }
-        }
-        for gi in 0..d.group * usize::from(!direct) {
-            for o in 0..d.og {
-                for k in 0..d.kg {
-                    let at = gi * d.kg * d.ogpad + k * d.ogpad + o;
-                    dw[(gi * d.og + o) * d.kg + k] =
-                        first.dwt[at] + rest.iter().map(|w| w.dwt[at]).sum::<f32>();
+        } else {
+            // dW[g][o][k] = Σ over workers of dWᵀ[g][k][o].
+            for gi in 0..self.group {
+                for o in 0..d.og {
+                    for k in 0..d.kg {
+                        let at = gi * d.kg * d.ogpad + k * d.ogpad + o;
+                        dw[(gi * d.og + o) * d.kg + k] =
+                            first.dwt[at] + rest.iter().map(|w| w.dwt[at]).sum::<f32>();
+                    }
                 }
             }
         }
@@ -625,6 +657,24 @@ impl Op for ConvOp {
                 b.blob.diff.iter_mut().zip(&w.db).for_each(|(a, x)| *a += x);
             }
         }
+    }
+}
+
+impl Op for ConvOp {
+    fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
+        let n = bottoms[0].shape.first().copied().unwrap_or(0);
+        self.convolve(&bottoms[0].data, &mut tops[0].data, n);
+    }
+
+    fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]) {
+        let n = tops[0].shape.first().copied().unwrap_or(0);
+        let b = &mut *bottoms[0];
+        let dx = prop_down
+            .first()
+            .copied()
+            .unwrap_or(false)
+            .then_some(&mut b.diff[..]);
+        self.gradients(Some(&b.data), &tops[0].diff, dx, n);
     }
 
     fn params(&self) -> &[Param] {

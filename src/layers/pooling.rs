@@ -306,7 +306,7 @@ pub struct PoolOp {
 impl PoolGeom {
     /// The clipped window of output (y, x): rows, columns, and Caffe's AVE divisor (which
     /// counts padding cells inside the image-plus-pad area).
-    fn window(
+    pub fn window(
         &self,
         y: usize,
         x: usize,

@@ -1,8 +1,9 @@
-//! Slice: splits its bottom along `axis` at `slice_point`s (or evenly); netc cannot train
-//! it yet.
+//! Slice: splits its bottom along `axis` at `slice_point`s (or evenly); backward puts each
+//! top's gradient back in its part of the bottom's.
 
-use super::shape_only::{self, cannot_train, fmt_shape, param, span_of};
+use super::shape_only::{self, fmt_shape, param, span_of};
 use super::{Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
+use crate::engine::{Blob, Op, Rng};
 use crate::spec::Span;
 
 #[derive(Debug)]
@@ -19,7 +20,7 @@ pub static TYPE: LayerType = LayerType {
     bottoms: Arity::Exactly(1),
     tops: Arity::AtLeast(1),
     in_place: false,
-    runnable: false,
+    runnable: true,
     build: |l| {
         let m = param(l, "slice_param");
         let axis = match m.int("slice_dim") {
@@ -90,5 +91,98 @@ impl Layer for Slice {
             })
             .collect())
     }
-    cannot_train!();
+    fn details(&self) -> Vec<String> {
+        if self.axis == 1 {
+            Vec::new()
+        } else {
+            vec![format!("axis {}", self.axis)]
+        }
+    }
+    fn lower(
+        &self,
+        bottoms: &[Shape],
+        ctx: &ShapeCtx,
+        _rng: &mut Rng,
+    ) -> Result<Box<dyn Op>, LayerError> {
+        let s = shape_only::first(bottoms)?;
+        let tops = self.shapes(bottoms, ctx)?;
+        let axis = shape_only::axis(self.axis, s.len(), None)?;
+        Ok(Box::new(SliceOp {
+            outer: s[..axis].iter().product(),
+            widths: tops.iter().map(|t| t[axis..].iter().product()).collect(),
+        }))
+    }
+}
+
+/// Each outer index's run of the bottom, cut into one piece per top.
+#[derive(Debug)]
+pub struct SliceOp {
+    outer: usize,
+    /// Values per outer index that each top takes.
+    widths: Vec<usize>,
+}
+
+impl Op for SliceOp {
+    fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
+        let total: usize = self.widths.iter().sum();
+        let x = &bottoms[0].data;
+        let mut off = 0;
+        for (t, &w) in tops.iter_mut().zip(&self.widths) {
+            for o in 0..self.outer {
+                t.data[o * w..(o + 1) * w]
+                    .copy_from_slice(&x[o * total + off..o * total + off + w]);
+            }
+            off += w;
+        }
+    }
+    fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]) {
+        if !prop_down.first().copied().unwrap_or(false) {
+            return;
+        }
+        let total: usize = self.widths.iter().sum();
+        let dx = &mut bottoms[0].diff;
+        let mut off = 0;
+        for (t, &w) in tops.iter().zip(&self.widths) {
+            for o in 0..self.outer {
+                dx[o * total + off..o * total + off + w]
+                    .copy_from_slice(&t.diff[o * w..(o + 1) * w]);
+            }
+            off += w;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::gradcheck::check_op;
+    use rand::SeedableRng;
+
+    #[test]
+    fn slices_channels_at_points_and_evenly() {
+        for (points, tops) in [(vec![1, 3], 3), (Vec::new(), 2)] {
+            let sl = Slice {
+                axis: 1,
+                points,
+                tops,
+                span: 0..0,
+            };
+            let b = vec![vec![2, 4, 2, 3]];
+            let shapes = sl.shapes(&b, &ShapeCtx::default()).unwrap();
+            let mut op = sl
+                .lower(&b, &ShapeCtx::default(), &mut Rng::seed_from_u64(0))
+                .expect("lowers");
+            check_op(op.as_mut(), &b, &shapes);
+            let x = Blob {
+                data: (0..48).map(|i| i as f32).collect(),
+                ..Blob::zeros(&b[0])
+            };
+            let mut ys: Vec<Blob> = shapes.iter().map(|s| Blob::zeros(s)).collect();
+            let mut refs: Vec<&mut Blob> = ys.iter_mut().collect();
+            op.forward(&[&x], &mut refs, true);
+            // The second sample's first channel opens the first top's second half.
+            let per = ys[0].count() / 2;
+            assert_eq!(ys[0].data[per], 24.0);
+        }
+    }
 }
