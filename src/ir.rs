@@ -466,6 +466,19 @@ impl Builder<'_> {
                     }
                 }
             } else if let Some((id, first)) = self.available.get(t).cloned() {
+                if self.ir.blobs[id].producer == li {
+                    // The same top twice in this layer (its producer is not built yet).
+                    self.error(
+                        "netc::duplicate_top",
+                        format!("layer `{}` lists top `{t}` twice", l.name),
+                        vec![
+                            (span.clone(), "again here".into()),
+                            (first, "first here".into()),
+                        ],
+                        Some("give each top of a layer its own name".into()),
+                    );
+                    continue;
+                }
                 let pname = self.ir.layers[self.ir.blobs[id].producer].name.clone();
                 self.error(
                     "netc::duplicate_top",

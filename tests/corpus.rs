@@ -463,3 +463,30 @@ fn upgraded_old_nets_reparse_to_the_same_layers() {
     }
     assert!(n >= 35, "only {n} old nets");
 }
+
+/// `netc check` on every solver file of the corpus gives Caffe's verdict: exit 0 for the
+/// ones Caffe reads, 1 for the others (a solver is checked against the solver's schema,
+/// not read as a net).
+#[test]
+fn netc_check_reads_solver_files_as_solvers() {
+    let Some(dir) = corpus() else { return };
+    let mut seen = 0;
+    for row in manifest(&dir).iter().filter(|r| r.kind == "solver") {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_netc"))
+            .arg("check")
+            .arg(dir.join(&row.file))
+            .output()
+            .unwrap();
+        let want = if row.oracle == "ok" { 0 } else { 1 };
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "{} (Caffe: {}): {}",
+            row.file,
+            row.oracle,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        seen += 1;
+    }
+    assert!(seen >= 60, "{seen} solver files");
+}

@@ -151,6 +151,18 @@ fn resuming_carries_on_with_the_same_numbers() {
     );
     assert_eq!(x.val_accuracy, y.val_accuracy);
     assert_eq!(x.val_loss, y.val_loss);
+    // Resuming the finished run trains nothing and leaves its records alone.
+    let metrics = std::fs::read_to_string(b.join("metrics.csv")).unwrap();
+    let (code, out, err) = netc(&["train", "--resume", b.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("already trained 20 iterations") && out.contains("--epochs above 2"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(b.join("metrics.csv")).unwrap(),
+        metrics
+    );
 }
 
 #[test]

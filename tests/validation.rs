@@ -232,3 +232,24 @@ fn digits_lenet_without_num_output_is_a_warning() {
     assert_eq!(analysis::diagnostic_json(&d[0])["severity"], "warning");
     insta::assert_snapshot!(rendered(&text));
 }
+
+/// One layer naming the same top twice is an error pointing at both (it used to panic
+/// while looking for the top's first producer, the layer itself).
+#[test]
+fn a_layer_listing_a_top_twice() {
+    for text in [
+        r#"layer { name: "in" type: "Input" top: "x" top: "x" input_param { shape { dim: 1 dim: 1 dim: 2 dim: 2 } } }
+"#
+        .to_string(),
+        with_input(
+            r#"layer { name: "s" type: "Slice" bottom: "data" top: "out" top: "out" slice_param { axis: 2 } }
+"#,
+        ),
+    ] {
+        let d = check(&text);
+        let dup: Vec<_> = d.iter().filter(|d| d.code == "netc::duplicate_top").collect();
+        assert_eq!(dup.len(), 1, "{}", rendered(&text));
+        assert!(dup[0].message.contains("twice"), "{}", dup[0].message);
+        assert_eq!(dup[0].labels.len(), 2);
+    }
+}

@@ -115,7 +115,7 @@ pub fn resolve(
     if snaps.is_empty() {
         return Err(usage(
             format!("the run folder `{}` has no snapshot", run.display()),
-            Some("train it until the first snapshot is written, or resume it with `netc train --resume`".into()),
+            Some("the run stopped before its first snapshot (at the end of its first epoch); train it again, with `netc train SPEC --out` a new folder".into()),
         ));
     }
     let pick = match epoch {
@@ -566,7 +566,13 @@ pub fn classify_all(models: &mut [Model], entries: &[Entry], top: usize) -> Repo
                 Err(err) => skipped.push(Skipped {
                     line: e.line,
                     path: e.text.clone(),
-                    reason: err.to_string(),
+                    reason: match e.text.rsplit_once(char::is_whitespace) {
+                        // A last word that is no integer label was read as part of the path.
+                        Some((_, last)) if e.line.is_some() && e.label.is_none() && !last.is_empty() => format!(
+                            "{err} (a line is a path, then optionally an integer label; `{last}` is no integer, so the whole line was read as the path)"
+                        ),
+                        _ => err.to_string(),
+                    },
                 }),
                 Ok(_) if e.label.is_some_and(|l| l >= classes) => skipped.push(Skipped {
                     line: e.line,

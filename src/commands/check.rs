@@ -13,7 +13,7 @@ use crate::{front, ir};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Spec files (`.net` or `.prototxt`).
+    /// Spec files (`.net` or `.prototxt`; Caffe solver files are checked as solvers).
     #[arg(required = true, value_name = "SPEC")]
     pub specs: Vec<PathBuf>,
     /// `json`: one JSON object per spec (one per line) with `diagnostics` and `layers`.
@@ -29,8 +29,40 @@ pub struct Checked {
     pub rows: Vec<analysis::LayerRow>,
 }
 
-/// Checks one spec's text: syntax, schema, upgrade, every phase, trainability.
+/// Whether a parsed file is a solver (Caffe's SolverParameter) rather than a net: it sets
+/// fields only solvers have and no layers.
+fn is_solver(root: &crate::spec::Message) -> bool {
+    const SOLVER: &[&str] = &[
+        "base_lr",
+        "lr_policy",
+        "max_iter",
+        "net",
+        "net_param",
+        "train_net",
+        "test_net",
+        "test_iter",
+        "test_interval",
+        "solver_mode",
+        "solver_type",
+        "snapshot_prefix",
+    ];
+    const NET: &[&str] = &["layer", "layers", "input", "input_shape", "input_dim"];
+    let has = |names: &[&str]| root.fields.iter().any(|f| names.contains(&f.name.as_str()));
+    has(SOLVER) && !has(NET)
+}
+
+/// Checks one spec's text: syntax, schema, upgrade, every phase, trainability. A solver
+/// file is checked against the solver's schema instead.
 pub fn check_source(src: &crate::spec::Source, shape: &ShapeArgs) -> Checked {
+    if let (Some(root), _) = crate::syntax::parse(src) {
+        if is_solver(&root) {
+            let (_, diagnostics) = front::load_solver(src);
+            return Checked {
+                diagnostics,
+                rows: Vec::new(),
+            };
+        }
+    }
     let (spec, mut diagnostics) = front::load_net(src);
     let Some(spec) = spec else {
         return Checked {

@@ -298,8 +298,12 @@ pub fn render(r: &Report, from_list: bool) -> String {
     if r.models.len() == 1 {
         for a in &r.accuracy {
             s.push_str(&format!(
-                "\n{}: top-1 accuracy {:.2}%, top-5 {:.2}% over {} labelled images\n",
-                a.model, a.top1, a.top5, a.images
+                "\n{}: top-1 accuracy {:.2}%, top-5 {:.2}% over {} labelled image{}\n",
+                a.model,
+                a.top1,
+                a.top5,
+                a.images,
+                if a.images == 1 { "" } else { "s" }
             ));
             s.push_str(&confusion(a));
         }

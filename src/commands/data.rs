@@ -106,13 +106,23 @@ pub struct ShowArgs {
     pub samples: usize,
 }
 
+/// The largest side `--size` takes: 16384 pixels (a 16384×16384 RGB image is already 768
+/// MiB a copy).
+const MAX_SIDE: usize = 16384;
+
 fn parse_size(s: &str) -> Result<(usize, usize), String> {
     let bad = || format!("`{s}` is not a size: write HEIGHTxWIDTH, e.g. 28x28");
     let parse = |t: &str| t.trim().parse::<usize>().ok().filter(|&v| v > 0);
-    match s.split_once(['x', 'X', '×']) {
-        Some((h, w)) => Ok((parse(h).ok_or_else(bad)?, parse(w).ok_or_else(bad)?)),
-        None => parse(s).map(|v| (v, v)).ok_or_else(bad),
+    let (h, w) = match s.split_once(['x', 'X', '×']) {
+        Some((h, w)) => (parse(h).ok_or_else(bad)?, parse(w).ok_or_else(bad)?),
+        None => parse(s).map(|v| (v, v)).ok_or_else(bad)?,
+    };
+    if h > MAX_SIDE || w > MAX_SIDE {
+        return Err(format!(
+            "`{s}` is larger than netc resizes images to ({MAX_SIDE} pixels a side)"
+        ));
     }
+    Ok((h, w))
 }
 
 pub fn run(args: Args) -> CmdResult {
@@ -264,15 +274,13 @@ fn run_show(a: ShowArgs) -> CmdResult {
     };
     if let Some(img) = show::mean_picture(&with_mean) {
         let p = out.join("mean.png");
-        img.save(&p).map_err(|e| data::io_err("write", &p, e))?;
+        data::save_png(&img, &p)?;
         println!("mean image: {}", p.display());
     }
     for (name, split) in [("train", Some(&ds.train)), ("val", ds.val.as_ref())] {
         let Some(split) = split else { continue };
         let p = out.join(format!("samples-{name}.png"));
-        show::sample_grid(&ds, split, a.samples)
-            .save(&p)
-            .map_err(|e| data::io_err("write", &p, e))?;
+        data::save_png(&show::sample_grid(&ds, split, a.samples).into(), &p)?;
         println!("{name} samples: {}", p.display());
     }
     Ok(0)

@@ -73,8 +73,7 @@ pub fn run_dot(dot_text: &str, format: &str) -> Result<Vec<u8>, String> {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), miette::Report> {
-    std::fs::write(path, bytes)
-        .map_err(|e| super::usage(format!("cannot write {}: {e}", path.display()), None))
+    crate::data::write_atomic(path, bytes)
 }
 
 pub fn run(args: Args) -> CmdResult {

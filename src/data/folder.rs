@@ -41,10 +41,16 @@ fn sorted_entries(dir: &Path) -> miette::Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// The images in `dir` and its sub-folders, nested folders flattened. Links to folders
+/// inside a class folder are not followed: one back up the tree (`a/up -> ..`) made the
+/// walk go round and file other classes' images under this one.
 fn images_under(dir: &Path, out: &mut Vec<PathBuf>) -> miette::Result<()> {
     for p in sorted_entries(dir)? {
+        let link = std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
         if p.is_dir() {
-            images_under(&p, out)?;
+            if !link {
+                images_under(&p, out)?;
+            }
         } else if is_image(&p) {
             out.push(p);
         }
@@ -239,5 +245,30 @@ mod tests {
         std::fs::create_dir_all(d.path().join("other")).unwrap();
         let l = layout(d.path());
         assert_eq!((l.train.as_path(), l.val), (d.path(), None));
+    }
+
+    /// A link inside a class folder back up the tree is not followed (it used to file
+    /// the other class's images under this one, many times over); nested real folders
+    /// still are, and a class folder may itself be a link.
+    #[cfg(unix)]
+    #[test]
+    fn links_to_folders_inside_classes_are_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        for (class, n) in [("a", 2), ("b", 3)] {
+            std::fs::create_dir_all(d.path().join(class).join("nested")).unwrap();
+            for i in 0..n {
+                std::fs::write(d.path().join(class).join(format!("{i}.png")), b"x").unwrap();
+            }
+            std::fs::write(d.path().join(class).join("nested/deep.png"), b"x").unwrap();
+        }
+        std::os::unix::fs::symlink("..", d.path().join("a/up")).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(outside.path().join("c")).unwrap();
+        std::fs::write(outside.path().join("c/0.png"), b"x").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("c"), d.path().join("c")).unwrap();
+        let l = scan_classes(d.path()).unwrap();
+        assert_eq!(l.classes, ["a", "b", "c"]);
+        let count = |label: u32| l.items.iter().filter(|(_, c)| *c == label).count();
+        assert_eq!((count(0), count(1), count(2)), (3, 4, 1));
     }
 }

@@ -168,7 +168,25 @@ pub fn read(dir: &Path) -> miette::Result<Dataset> {
             "the dataset folder was edited or is corrupt; make it again with `netc data create`",
         ));
     }
-    let image_len = core.channels * core.height * core.width;
+    // Sizes a dataset can hold: every image under 2^31 values (the product checked, so
+    // that edited sizes cannot wrap around).
+    let image_len = core
+        .channels
+        .checked_mul(core.height)
+        .and_then(|v| v.checked_mul(core.width))
+        .filter(|&v| v > 0 && v < 1 << 31)
+        .ok_or_else(|| {
+            bad(
+                format!(
+                    "{} says the images are {}×{}×{}, which is not a size netc can hold",
+                    info_path.display(),
+                    core.channels,
+                    core.height,
+                    core.width
+                ),
+                "the dataset folder was edited or is corrupt; make it again with `netc data create`",
+            )
+        })?;
     let read_split = |name: &str| -> miette::Result<Option<Split>> {
         core.splits
             .get(name)
@@ -424,7 +442,7 @@ fn write_into(ds: &Dataset, dir: &Path, encoding: Encoding) -> miette::Result<()
                         "this is a bug in netc",
                     )
                 })?;
-                img.save(&pp).map_err(|e| io_err("write", &pp, e))?;
+                super::save_png(&img.into(), &pp)?;
             }
         }
         let labels = format!("{name}.labels");
@@ -463,9 +481,10 @@ fn write_into(ds: &Dataset, dir: &Path, encoding: Encoding) -> miette::Result<()
                 .map(|v| v.round().clamp(0.0, 255.0) as u8)
                 .collect();
             let p = dir.join("mean.png");
-            super::image::chw_to_image(&u8s, ds.channels, ds.height, ds.width)
-                .save(&p)
-                .map_err(|e| io_err("write", &p, e))?;
+            super::save_png(
+                &super::image::chw_to_image(&u8s, ds.channels, ds.height, ds.width),
+                &p,
+            )?;
             Some(MeanInfo {
                 raw: "mean.f32".into(),
                 png: "mean.png".into(),

@@ -183,10 +183,68 @@ pub fn bad(message: impl Into<String>, help: impl Into<String>) -> miette::Repor
 
 /// An I/O problem with a path (exit 2).
 pub fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> miette::Report {
+    let msg = e.to_string();
+    let reading = what.starts_with("read") || what.starts_with("open") || what.starts_with("list");
+    let help = if msg.contains("No space left") {
+        "free some disk space, or write somewhere else"
+    } else if msg.contains("Read-only file system")
+        || (msg.contains("Permission denied") && !reading)
+    {
+        "choose a folder you may write to"
+    } else if msg.contains("Is a directory") || msg.contains("Not a directory") {
+        "check that the path names a file, in a folder that exists"
+    } else if reading {
+        "check that the path exists and is readable"
+    } else {
+        "check that the folder exists and that you may write there"
+    };
     crate::commands::usage(
-        format!("cannot {what} `{}`: {e}", path.display()),
-        Some("check that the path exists and is readable".into()),
+        format!("cannot {what} `{}`: {msg}", path.display()),
+        Some(help.into()),
     )
+}
+
+/// Writes `bytes` to a temporary file beside `path`, flushes it and renames it into
+/// place, so that `path` holds either its old content or all of the new (never part);
+/// the temporary file is removed when anything fails.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> miette::Result<()> {
+    write_renamed(path, bytes, true)
+}
+
+/// [`write_atomic`], flushed to the disk (`sync`) or not (pictures: thousands of them
+/// would each wait for the disk).
+fn write_renamed(path: &Path, bytes: &[u8], sync: bool) -> miette::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io_err("create", &tmp, e))?;
+        f.write_all(bytes).map_err(|e| io_err("write", &tmp, e))?;
+        if sync {
+            f.sync_all().map_err(|e| io_err("flush", &tmp, e))?;
+        }
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(|e| io_err("rename into place", path, e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Saves a picture as PNG with [`write_atomic`] (the image crate's own `save` can lose a
+/// write error when it flushes on drop: a full disk left empty files behind).
+pub fn save_png(img: &::image::DynamicImage, path: &Path) -> miette::Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        ::image::ImageFormat::Png,
+    )
+    .map_err(|e| io_err("encode", path, e))?;
+    write_renamed(path, &bytes, false)
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

@@ -130,9 +130,10 @@ pub fn export(ds: &Dataset, out: &Path) -> miette::Result<usize> {
                         .join(name)
                         .join(folder_name(class))
                         .join(format!("{i:06}.png"));
-                    chw_to_image(split.image(i), ds.channels, ds.height, ds.width)
-                        .save(&p)
-                        .map_err(|e| io_err("write", &p, e))
+                    super::save_png(
+                        &chw_to_image(split.image(i), ds.channels, ds.height, ds.width),
+                        &p,
+                    )
                 })
                 .collect()
         };

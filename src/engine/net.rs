@@ -59,6 +59,7 @@ impl std::fmt::Display for LowerError {
 impl Net {
     /// Lowers every layer of `ir` and plans the backward pass.
     pub fn from_ir(ir: &NetIr, ctx: &ShapeCtx, rng: &mut Rng) -> Result<Net, LowerError> {
+        check_memory(ir, ctx)?;
         let mut blobs = Vec::with_capacity(ir.blobs.len());
         let mut blob_names = Vec::with_capacity(ir.blobs.len());
         for b in &ir.blobs {
@@ -339,4 +340,78 @@ impl Net {
             .and_then(|&t| self.blobs[t].shape.first().copied())
             .unwrap_or(1)
     }
+}
+
+/// Refuses a net whose blobs and learned blobs (values and gradients, 4 bytes each) would
+/// not fit in this machine's memory, before anything is allocated: a huge batch or layer
+/// would otherwise end the process in an allocation failure.
+fn check_memory(ir: &NetIr, ctx: &ShapeCtx) -> Result<(), LowerError> {
+    let count = |s: &[usize]| s.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
+    let mut total = Some(0u64);
+    let mut biggest = (0u64, String::new());
+    for b in &ir.blobs {
+        let n = b.shape.as_deref().map_or(Some(0), count);
+        if let Some(n) = n {
+            if n > biggest.0 {
+                biggest = (
+                    n,
+                    ir.layers
+                        .get(b.producer)
+                        .map_or(String::new(), |l| l.name.clone()),
+                );
+            }
+        }
+        total = total.zip(n).and_then(|(t, n)| t.checked_add(n));
+    }
+    for l in &ir.layers {
+        let shapes: Vec<_> = l
+            .bottoms
+            .iter()
+            .map(|&b| ir.blobs[b].shape.clone().unwrap_or_default())
+            .collect();
+        for p in l.layer.param_shapes(&shapes, ctx) {
+            let n = count(&p);
+            if let Some(n) = n {
+                if n > biggest.0 {
+                    biggest = (n, l.name.clone());
+                }
+            }
+            total = total.zip(n).and_then(|(t, n)| t.checked_add(n));
+        }
+    }
+    // Values and gradients, 4 bytes each.
+    let bytes = total.and_then(|t| t.checked_mul(8));
+    let limit = memory_bytes();
+    if bytes.is_some_and(|b| b <= limit) {
+        return Ok(());
+    }
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    Err(LowerError {
+        layer: biggest.1,
+        message: match bytes {
+            Some(b) => format!(
+                "the net needs {:.1} GiB for its blobs and gradients, more than this machine's {:.1} GiB",
+                gib(b),
+                gib(limit)
+            ),
+            None => "the net's blobs are too large to count".into(),
+        },
+        help: Some(
+            "use a smaller batch (--batch-size) or smaller layers; the layer named holds the largest blob"
+                .into(),
+        ),
+    })
+}
+
+/// The machine's memory in bytes (from /proc/meminfo), or 1 TiB where it cannot be read.
+fn memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(1 << 40, |kb| kb * 1024)
 }

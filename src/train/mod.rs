@@ -316,6 +316,10 @@ pub struct RunInfo {
 /// Trains as `opts` says; returns the run folder and its records.
 pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     let started = Instant::now();
+    // From the start: a Ctrl-C while the data loads stops the run after its first step,
+    // with a snapshot.
+    STOP.store(false, Ordering::SeqCst);
+    install_ctrlc();
     let resume_dir = opts.resume.clone();
     // A resumed run reads everything from its folder.
     let spec_path = match &resume_dir {
@@ -507,6 +511,23 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                     .unwrap_or(0),
             );
         }
+        if state.iter >= max_iter {
+            // Nothing left to train: say so, and leave the run folder as it is.
+            if !opts.quiet {
+                let done = fmt_epochs(state.iter as f64 / ipe as f64);
+                println!(
+                    "{} has already trained {} iterations ({done} epochs of {ipe}), as many as its solver asks for ({max_iter}); nothing to resume. To train further, give --epochs above {done}.",
+                    r.display(),
+                    state.iter,
+                );
+            }
+            return Ok(TrainOutcome {
+                run_dir: r.clone(),
+                records,
+                interrupted: false,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
         if !opts.quiet {
             eprintln!(
                 "resuming {} from {} (epoch {epoch}, iteration {})",
@@ -577,7 +598,10 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
             info.val_images,
             info.classes,
             if max_iter % ipe == 0 {
-                format!("{epochs} epochs of {ipe} iterations")
+                format!(
+                    "{epochs} epoch{} of {ipe} iterations",
+                    if epochs == 1 { "" } else { "s" }
+                )
             } else {
                 format!("{max_iter} iterations ({:.2} epochs of {ipe})", max_iter as f64 / ipe as f64)
             },
@@ -588,8 +612,6 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
             eprintln!("solver: {}", p.display());
         }
     }
-    install_ctrlc();
-    STOP.store(false, Ordering::SeqCst);
 
     let title = format!(
         "{} — {}",
@@ -902,4 +924,13 @@ pub fn resolve_snapshot(p: &Path) -> miette::Result<PathBuf> {
         return Ok(p.to_path_buf());
     }
     Err(usage(format!("{} does not exist", p.display()), None))
+}
+
+/// Epochs as a user writes them: `10`, or `0.2`.
+fn fmt_epochs(e: f64) -> String {
+    if e.fract() == 0.0 {
+        format!("{e:.0}")
+    } else {
+        format!("{e:.2}")
+    }
 }

@@ -11,17 +11,7 @@ use crate::data::io_err;
 use crate::engine::net::Net;
 use crate::solver::SolverState;
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a reader never sees
-/// half a file and a crash leaves the previous version.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> miette::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| io_err("create", &tmp, e))?;
-    f.write_all(bytes).map_err(|e| io_err("write", &tmp, e))?;
-    f.sync_all().map_err(|e| io_err("flush", &tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| io_err("rename into place", path, e))
-}
+pub use crate::data::write_atomic;
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
