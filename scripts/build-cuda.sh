@@ -18,8 +18,14 @@ if ! command -v nvcc >/dev/null 2>&1; then
         echo "no nvcc and no $env_script: install the CUDA toolkit (13.0) or set NETC_CUDA_ENV" >&2
         exit 2
     fi
+    # The env script is written for an interactive shell: under `set -e` and `pipefail` a
+    # harmless failed test inside it (no cudarc source fetched yet) ended this script.
+    set +eu +o pipefail
     # shellcheck disable=SC1090
     source "$env_script"
+    status=$?
+    set -euo pipefail
+    [ "$status" -eq 0 ] && [ -n "${CUDA_HOME:-}" ] || { echo "$env_script failed" >&2; exit 2; }
 fi
 cargo build --release --features cuda --target-dir target/cuda "$@"
 echo "built target/cuda/release/netc"
