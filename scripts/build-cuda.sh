@@ -5,6 +5,8 @@
 # A cold build takes about 17 minutes on 2 cores.
 #
 #   scripts/build-cuda.sh            # then: target/cuda/release/netc train ... --device cuda
+#   scripts/build-cuda.sh test       # builds and runs the whole test suite with the feature
+#                                    # (tests/cuda.rs: device selection and the CPU fallback)
 #
 # On a machine without a GPU the binary needs the stub driver at run time:
 #   LD_LIBRARY_PATH="$CUDA_RUN_LD_LIBRARY_PATH" target/cuda/release/netc ...
@@ -26,6 +28,14 @@ if ! command -v nvcc >/dev/null 2>&1; then
     status=$?
     set -euo pipefail
     [ "$status" -eq 0 ] && [ -n "${CUDA_HOME:-}" ] || { echo "$env_script failed" >&2; exit 2; }
+fi
+if [ "${1:-}" = test ]; then
+    shift
+    # Without a GPU the test binaries load the stub driver (every CUDA call fails).
+    if ! command -v nvidia-smi >/dev/null 2>&1 && [ -n "${CUDA_RUN_LD_LIBRARY_PATH:-}" ]; then
+        export LD_LIBRARY_PATH="$CUDA_RUN_LD_LIBRARY_PATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    fi
+    exec cargo test --release --features cuda --target-dir target/cuda "$@"
 fi
 cargo build --release --features cuda --target-dir target/cuda "$@"
 echo "built target/cuda/release/netc"

@@ -79,12 +79,27 @@ pub fn per_sample(s: &[usize]) -> Vec<usize> {
 /// One error per layer type that netc knows but cannot train, at its first layer.
 pub fn cannot_train(spec: &NetSpec) -> Vec<Diagnostic> {
     let mut out: Vec<Diagnostic> = Vec::new();
+    let mut out_params: Vec<Diagnostic> = Vec::new();
     let mut seen: Vec<(&str, usize)> = Vec::new();
     for l in &spec.layers {
         let Some(t) = layers::lookup(&l.ty) else {
             continue;
         };
         if t.runnable {
+            // A type netc runs, with a parameter it cannot run yet.
+            if let Some(e) = (t.build)(l).ok().and_then(|layer| layer.cannot_run()) {
+                out_params.push(Diagnostic {
+                    severity: Severity::Error,
+                    code: "netc::cannot_train",
+                    message: format!("layer `{}`: {}", l.name, e.message),
+                    labels: vec![(
+                        e.span.unwrap_or_else(|| l.type_span.clone()),
+                        "here".to_string(),
+                    )],
+                    help: e.help,
+                    source: Some(spec.source.clone()),
+                });
+            }
             continue;
         }
         match seen.iter_mut().find(|(n, _)| *n == t.name) {
@@ -110,6 +125,7 @@ pub fn cannot_train(spec: &NetSpec) -> Vec<Diagnostic> {
         };
         d.help = Some(format!("`netc summary` and `netc visualize` work on this net{more}; `netc train` needs types it can run"));
     }
+    out.extend(out_params);
     out
 }
 

@@ -483,6 +483,39 @@ fn stats_write_every_listed_file_and_histograms_count_every_value() {
     }
     let on_disk = std::fs::read_dir(&out_dir).unwrap().count();
     assert_eq!(on_disk, files.len(), "files on disk but not listed");
+    // The folder is no longer empty: a second run is refused unless --force.
+    let html_before = std::fs::read_to_string(out_dir.join("index.html")).unwrap();
+    let again = |force: bool| {
+        let mut args = vec![
+            s(&f.run_a),
+            s(&f.images[4].0),
+            "--stats",
+            "--out",
+            s(&out_dir),
+        ];
+        if force {
+            args.push("--force");
+        }
+        netc_flat(&args)
+    };
+    let (code, _, err) = again(false);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("is not empty") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("index.html")).unwrap(),
+        html_before,
+        "nothing was overwritten"
+    );
+    let (code, _, err) = again(true);
+    assert_eq!(code, 0, "{err}");
+    assert_ne!(
+        std::fs::read_to_string(out_dir.join("index.html")).unwrap(),
+        html_before,
+        "--force wrote the other image's pictures"
+    );
     let layers = v["layers"].as_array().unwrap();
     let names: Vec<&str> = layers.iter().map(|l| l["name"].as_str().unwrap()).collect();
     assert_eq!(

@@ -1098,3 +1098,51 @@ fn force_replaces_only_datasets_and_idx_folders_open_with_t10k_as_val() {
     let again = data::open(&dir.path().join("train-labels-idx1-ubyte")).unwrap();
     assert_eq!(again.train, ds.train);
 }
+
+/// IDX files carry no class list (the classes are 0..=the largest label), so one damaged
+/// label byte makes hundreds of empty classes: netc says which file and item.
+#[test]
+fn a_damaged_idx_label_is_pointed_at() {
+    let dir = tempfile::tempdir().unwrap();
+    write_idx(
+        &dir.path().join("train-images-idx3-ubyte"),
+        2051,
+        &[4, 2, 2],
+        &[7; 16],
+    );
+    write_idx(
+        &dir.path().join("train-labels-idx1-ubyte"),
+        2049,
+        &[4],
+        &[1, 0, 200, 1],
+    );
+    let out = dir.path().join("show");
+    let (code, _, err) = netc(&[
+        "data",
+        "show",
+        dir.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("train-labels-idx1-ubyte: label 200 (item 2) makes 201 classes, 198 of them without images"),
+        "{err}"
+    );
+    // Labels 0 and 1 only: every class has images, nothing to say.
+    write_idx(
+        &dir.path().join("train-labels-idx1-ubyte"),
+        2049,
+        &[4],
+        &[1, 0, 0, 1],
+    );
+    let (code, _, err) = netc(&[
+        "data",
+        "show",
+        dir.path().to_str().unwrap(),
+        "--out",
+        dir.path().join("show2").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+}

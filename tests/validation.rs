@@ -198,6 +198,7 @@ fn types_netc_cannot_train_still_get_shapes() {
     let text = with_input(
         r#"layer { name: "norm" type: "MVN" bottom: "data" top: "norm" }
 layer { name: "th" type: "Threshold" bottom: "norm" top: "norm" threshold_param { threshold: 0.5 } }
+layer { name: "sp" type: "Pooling" bottom: "norm" top: "sp" pooling_param { pool: STOCHASTIC kernel_size: 2 stride: 2 } }
 "#,
     );
     let src = Source {
@@ -211,8 +212,20 @@ layer { name: "th" type: "Threshold" bottom: "norm" top: "norm" threshold_param 
             .iter()
             .map(|d| d.code)
             .collect::<Vec<_>>(),
-        ["netc::cannot_train", "netc::cannot_train"]
+        [
+            "netc::cannot_train",
+            "netc::cannot_train",
+            "netc::cannot_train"
+        ]
     );
+    // A type netc trains, with a method it cannot run: named at the method.
+    let sp = &checked.diagnostics[2];
+    assert_eq!(
+        sp.message,
+        "layer `sp`: netc cannot train STOCHASTIC pooling yet"
+    );
+    assert_eq!(&text[sp.labels[0].0.clone()], "STOCHASTIC");
+    assert_eq!(checked.rows[3].output, vec![Some(vec![1, 14, 14])]);
     assert_eq!(checked.rows[1].output, vec![Some(vec![1, 28, 28])]);
     assert_eq!(checked.rows[1].params, Some(0));
     assert_eq!(checked.rows[2].output, vec![Some(vec![1, 28, 28])]);

@@ -35,9 +35,14 @@ pub struct Args {
     /// Per-layer statistics and pictures for one image.
     #[arg(long, conflicts_with_all = ["list", "bench"])]
     pub stats: bool,
-    /// Where `--stats` writes its pictures and index.html (default: no files).
+    /// Where `--stats` writes its pictures and index.html (default: no files). A folder
+    /// that is not empty is refused without --force.
     #[arg(long, requires = "stats")]
     pub out: Option<PathBuf>,
+    /// Write --stats pictures into a folder that is not empty (files of the same names
+    /// are replaced).
+    #[arg(long, requires = "out")]
+    pub force: bool,
     /// Labels shown per image.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
@@ -183,6 +188,15 @@ fn run_stats(a: &Args, runs: &[PathBuf], images: &[PathBuf]) -> CmdResult {
             "--stats looks at one image with one run: netc classify RUN IMAGE --stats",
             None,
         ));
+    }
+    if let Some(out) = &a.out {
+        let used = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some());
+        if used && !a.force {
+            return Err(usage(
+                format!("`{}` is not empty", out.display()),
+                Some("choose another --out, or add --force to write the pictures into it (files of the same names are replaced)".into()),
+            ));
+        }
     }
     let mut model = Model::open(&runs[0], a.epoch, a.batch_size)?;
     let img = crate::data::image::decode(&images[0])?;

@@ -246,6 +246,33 @@ pub fn open_folder(dir: &Path) -> miette::Result<Dataset> {
         .max()
         .unwrap_or(0);
     let labels: Vec<String> = (0..=max.max(1)).map(|l| l.to_string()).collect();
+    // IDX has no class list: the classes are 0..=the largest label. A class without images
+    // below it is most likely a damaged label byte; say where it is.
+    let mut counts = vec![0usize; labels.len()];
+    for &l in train
+        .labels
+        .iter()
+        .chain(val.iter().flat_map(|v| v.labels.iter()))
+    {
+        counts[l as usize] += 1;
+    }
+    let empty = counts.iter().filter(|&&c| c == 0).count();
+    if empty > 0 && max > 1 {
+        let (file, at) = match train.labels.iter().position(|&l| l == max) {
+            Some(i) => (&files.train_labels, i),
+            None => (
+                files.test.as_ref().map_or(&files.train_labels, |(_, l)| l),
+                val.as_ref()
+                    .and_then(|v| v.labels.iter().position(|&l| l == max))
+                    .unwrap_or(0),
+            ),
+        };
+        eprintln!(
+            "warning: {}: label {max} (item {at}) makes {} classes, {empty} of them without images; a damaged label file?",
+            file.display(),
+            labels.len()
+        );
+    }
     let info = serde_yaml::to_value(serde_json::json!({
         "source": dir.display().to_string(),
         "format": "mnist-idx",

@@ -16,11 +16,17 @@ pub fn device(spec: &str) -> Result<Device, String> {
     let ordinal = match spec {
         "cpu" => return Ok(Device::Cpu),
         "auto" => {
-            return Ok(if cfg!(feature = "cuda") {
-                Device::cuda_if_available(0).unwrap_or(Device::Cpu)
-            } else {
+            if !cfg!(feature = "cuda") {
+                return Ok(Device::Cpu);
+            }
+            // A CUDA build on a machine without a usable GPU says why it runs on the CPU.
+            return Ok(Device::new_cuda(0).unwrap_or_else(|e| {
+                eprintln!(
+                    "note: --device auto: no usable GPU ({}), running on the CPU",
+                    message(&e)
+                );
                 Device::Cpu
-            })
+            }));
         }
         "cuda" => 0,
         s => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
@@ -38,8 +44,27 @@ pub fn device(spec: &str) -> Result<Device, String> {
         ));
     }
     Device::new_cuda(ordinal).map_err(|e| {
-        format!("device cuda:{ordinal} is not usable: {e} (is the NVIDIA driver installed and a GPU present? `nvidia-smi` tells)")
+        let e = message(&e);
+        let why = if e.contains("CUDA_ERROR_STUB_LIBRARY") {
+            "libcuda.so.1 is the build's stub driver: on a GPU machine leave the stub off LD_LIBRARY_PATH so the NVIDIA driver's library loads"
+        } else {
+            "is the NVIDIA driver installed and a GPU present? `nvidia-smi` tells"
+        };
+        format!("device cuda:{ordinal} is not usable: {e} ({why})")
     })
+}
+
+/// A candle error's message without the backtrace candle attaches when `RUST_BACKTRACE`
+/// is set: users get the cause, not forty frames of candle's and rayon's internals.
+pub fn message(e: &candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => message(inner),
+        candle_core::Error::Context { inner, context } => format!("{context}: {}", message(inner)),
+        candle_core::Error::WithPath { inner, path } => {
+            format!("{}: {}", path.display(), message(inner))
+        }
+        e => e.to_string(),
+    }
 }
 
 /// One phase's IR with its learned blobs on a candle device (as variables, so the same
@@ -52,10 +77,33 @@ pub struct CandleNet {
     order: Vec<(String, usize, f32, f32)>,
 }
 
-fn err(layer: &str, e: impl std::fmt::Display) -> LowerError {
+/// What a lowering error can be made of: our own words or a candle error.
+trait ErrText {
+    fn text(self) -> String;
+}
+
+impl ErrText for &str {
+    fn text(self) -> String {
+        self.to_string()
+    }
+}
+
+impl ErrText for String {
+    fn text(self) -> String {
+        self
+    }
+}
+
+impl ErrText for candle_core::Error {
+    fn text(self) -> String {
+        message(&self)
+    }
+}
+
+fn err(layer: &str, e: impl ErrText) -> LowerError {
     LowerError {
         layer: layer.to_string(),
-        message: e.to_string(),
+        message: e.text(),
         help: None,
     }
 }

@@ -171,6 +171,11 @@ pub trait Layer: std::fmt::Debug + Send + Sync {
             self.ty().name
         )))
     }
+    /// Why netc cannot run this layer although it runs its type (a parameter value it has
+    /// no op for yet, like STOCHASTIC pooling); `netc check` reports it.
+    fn cannot_run(&self) -> Option<LayerError> {
+        None
+    }
     /// For data layers: where their tops come from and how images are transformed.
     fn input(&self) -> Option<&data::InputSpec> {
         None
@@ -339,5 +344,5 @@ pub fn canonical_axis(axis: i128, rank: usize) -> Result<usize, LayerError> {
 
 /// A candle error as a layer error.
 pub fn candle_err(e: candle_core::Error) -> LayerError {
-    LayerError::new(format!("candle: {e}"))
+    LayerError::new(format!("candle: {}", crate::engine::candle::message(&e)))
 }

@@ -7,7 +7,7 @@ use super::window::Window;
 use super::{first, span_of, Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
 use crate::engine::kernels::Isa;
 use crate::engine::{Blob, Op, Rng};
-use crate::spec::LayerSpec;
+use crate::spec::{LayerSpec, Span};
 
 pub static TYPE: LayerType = LayerType {
     name: "Pooling",
@@ -34,6 +34,8 @@ pub struct Pooling {
     pub ceil: bool,
     /// 2 when the layer also outputs the MAX mask.
     pub tops: usize,
+    /// Where `pool:` is written, for messages about the method.
+    pub method_span: Option<Span>,
 }
 
 /// The resolved geometry of one pooling over a C×H×W map.
@@ -105,6 +107,7 @@ impl Pooling {
             window: if global { None } else { window },
             ceil,
             tops: spec.tops.len().max(1),
+            method_span: p.has("pool").then(|| span_of(p, "pool")),
         })
     }
 
@@ -149,6 +152,16 @@ impl Pooling {
 }
 
 impl Layer for Pooling {
+    fn cannot_run(&self) -> Option<LayerError> {
+        (self.method == Method::Stochastic).then(|| {
+            let e =
+                LayerError::new("netc cannot train STOCHASTIC pooling yet").help("use MAX or AVE");
+            match &self.method_span {
+                Some(s) => e.at(s.clone()),
+                None => e,
+            }
+        })
+    }
     fn ty(&self) -> &'static LayerType {
         &TYPE
     }
@@ -278,14 +291,10 @@ impl Layer for Pooling {
     ) -> Result<Box<dyn Op>, LayerError> {
         let b = first(bottoms)?;
         let geom = self.geom(b)?;
-        let method = match self.method {
-            Method::Max => Method::Max,
-            Method::Ave => Method::Ave,
-            Method::Stochastic => {
-                return Err(LayerError::new("netc cannot train STOCHASTIC pooling yet")
-                    .help("use MAX or AVE"))
-            }
-        };
+        if let Some(e) = self.cannot_run() {
+            return Err(e);
+        }
+        let method = self.method;
         let count = b[0] * b[1] * geom.out_h * geom.out_w;
         Ok(Box::new(PoolOp {
             geom,
@@ -708,6 +717,7 @@ mod tests {
             }),
             ceil: true,
             tops: 1,
+            method_span: None,
         };
         let shape = vec![n, c, h, h];
         let g = pl.geom(&shape).unwrap();
@@ -792,6 +802,7 @@ mod tests {
             }),
             ceil: false,
             tops: 1,
+            method_span: None,
         };
         let g = pl.geom(&vec![2, 3, 7, 7]).unwrap();
         assert_eq!((g.out_h, g.out_w), (3, 3));

@@ -547,12 +547,30 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                 Some("choose another --out, or --resume it".into()),
             ));
         }
-        std::fs::create_dir_all(&run_dir)
-            .map_err(|e| crate::data::io_err("create the run folder", &run_dir, e))?;
-        write_run_files(&run_dir, &spec, &cfg, &data, &data_path, &pre)?;
+        // The weights first: a snapshot that gives this net nothing is refused before a
+        // run folder exists.
         if let Some(w) = &opts.weights {
-            let w = snapshot::load(&resolve_snapshot(w)?)?;
+            let file = resolve_snapshot(w)?;
+            let w = snapshot::load(&file)?;
             let rep = snapshot::apply(&w, &mut net);
+            if rep.copied.is_empty() {
+                let why: Vec<String> = rep
+                    .skipped
+                    .iter()
+                    .take(4)
+                    .map(|(k, why)| format!("{k}: {why}"))
+                    .collect();
+                return Err(usage(
+                    format!(
+                        "--weights {}: none of this net's {} learned blobs is in it with the same name and shape ({}{})",
+                        file.display(),
+                        rep.skipped.len(),
+                        why.join("; "),
+                        if rep.skipped.len() > why.len() { "; ..." } else { "" }
+                    ),
+                    Some("blobs are copied to layers of the same name and shape: rename the layers to keep, or train without --weights".into()),
+                ));
+            }
             if !opts.quiet {
                 eprintln!(
                     "fine-tuning: copied {} blobs ({})",
@@ -564,6 +582,9 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                 }
             }
         }
+        std::fs::create_dir_all(&run_dir)
+            .map_err(|e| crate::data::io_err("create the run folder", &run_dir, e))?;
+        write_run_files(&run_dir, &spec, &cfg, &data, &data_path, &pre)?;
     }
     let info = RunInfo {
         netc_version: env!("CARGO_PKG_VERSION").into(),
@@ -610,6 +631,9 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         );
         if let Some(p) = &solver_path {
             eprintln!("solver: {}", p.display());
+        }
+        if let candle_core::Device::Cuda(_) = &candle_device {
+            eprintln!("device: {device} (candle's CUDA backend)");
         }
     }
 
