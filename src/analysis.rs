@@ -76,7 +76,8 @@ pub fn per_sample(s: &[usize]) -> Vec<usize> {
     s.iter().skip(1).copied().collect()
 }
 
-/// One error per layer type that netc knows but cannot train, at its first layer.
+/// One error per layer type that netc knows but cannot train, at its first layer, and one
+/// per layer of a type it trains with a parameter it cannot run (STOCHASTIC pooling).
 pub fn cannot_train(spec: &NetSpec) -> Vec<Diagnostic> {
     let mut out: Vec<Diagnostic> = Vec::new();
     let mut out_params: Vec<Diagnostic> = Vec::new();
