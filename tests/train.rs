@@ -415,3 +415,121 @@ fn fine_tuning_copies_matching_blobs_and_refuses_a_snapshot_that_fits_nothing() 
     );
     assert!(!refused.exists(), "no run folder for a refused run");
 }
+
+/// Mistakes that used to cost a run: a deploy Input that does not match the dataset (the
+/// run trained, then could not classify), and a resume onto a dataset that changed (it
+/// carried on, writing a second "epoch 1").
+#[test]
+fn a_run_that_could_not_classify_or_a_changed_dataset_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_dataset(tmp.path());
+    let lenet = std::fs::read_to_string(crate_root().join("specs/lenet.net")).unwrap();
+    let spec = tmp.path().join("lenet-32.net");
+    std::fs::write(&spec, lenet.replace("dim: 28 dim: 28", "dim: 32 dim: 32")).unwrap();
+    let out = tmp.path().join("never");
+    let mut o = opts(&data, &out, 0.1);
+    o.spec = spec;
+    let err = flat(&format!("{:?}", train(&o).expect_err("refused")));
+    assert!(
+        err.contains("takes 1×32×32 images, but the dataset's are 1×28×28"),
+        "{err}"
+    );
+    assert!(!out.exists(), "no run folder");
+
+    let run = tmp.path().join("run");
+    train(&opts(&data, &run, 0.5)).expect("trains");
+    // The dataset grows behind the run's back.
+    let mut ds = netc::data::open(&data).unwrap();
+    let per = ds.image_len();
+    let extra = ds.train.clone();
+    ds.train.pixels.extend_from_slice(&extra.pixels);
+    ds.train.labels.extend_from_slice(&extra.labels);
+    ds.train.sources.extend_from_slice(&extra.sources);
+    assert_eq!(ds.train.pixels.len(), ds.train.len() * per);
+    write(&ds, &data, Encoding::Raw, true).expect("rewrite");
+    let before = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let err = flat(&format!(
+        "{:?}",
+        train(&TrainOptions {
+            resume: Some(run.clone()),
+            epochs: Some(1.0),
+            quiet: true,
+            ..TrainOptions::default()
+        })
+        .expect_err("refused")
+    ));
+    assert!(
+        err.contains("changed since the run started: 640 train, 200 val images and 10 classes then, 1280 train"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.csv")).unwrap(),
+        before
+    );
+    // --resume takes the run's batch size, learning rate and seed.
+    for flag in [["--batch-size", "32"], ["--lr", "0.1"], ["--seed", "3"]] {
+        let (code, _, err) = netc(&["train", "--resume", run.to_str().unwrap(), flag[0], flag[1]]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("cannot be used with"), "{err}");
+    }
+}
+
+/// Miette's wrapped lines joined again.
+fn flat(s: &str) -> String {
+    s.replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `netc check` reads netc's own YAML solver files as solvers (it read them as nets and
+/// reported five errors on the shipped one).
+#[test]
+fn check_reads_yaml_solver_files() {
+    let (code, _, err) = netc(&["check", "specs/lenet.solver.yaml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("is fine: 0 errors, 0 warnings"), "{err}");
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.yaml");
+    std::fs::write(&bad, "base_lr: 0.01\nlr_polcy: inv\n").unwrap();
+    let (code, _, err) = netc(&["check", bad.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    let err = flat(&err);
+    assert!(
+        err.contains("unknown field `lr_polcy`") && err.contains("at line 2 column 1"),
+        "{err}"
+    );
+}
+
+/// A run folder being trained is locked: a second `--resume` of it is refused (two of
+/// them overwrote each other's snapshots); a lock left by a process that is gone is taken
+/// over, and a finished run leaves no lock behind.
+#[test]
+fn a_run_folder_in_use_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_dataset(tmp.path());
+    let run = tmp.path().join("run");
+    train(&opts(&data, &run, 0.5)).expect("trains");
+    assert!(!run.join(".lock").exists(), "lock removed at the end");
+    let resume = |epochs: f64| {
+        train(&TrainOptions {
+            resume: Some(run.clone()),
+            epochs: Some(epochs),
+            quiet: true,
+            ..TrainOptions::default()
+        })
+    };
+    // This test's own process stands for a live netc.
+    let me = std::process::id();
+    std::fs::write(run.join(".lock"), me.to_string()).unwrap();
+    let err = flat(&format!("{:?}", resume(1.0).expect_err("refused")));
+    assert!(
+        err.contains(&format!("is in use: netc process {me} is training it")),
+        "{err}"
+    );
+    // No process has this id (above Linux's pid_max).
+    std::fs::write(run.join(".lock"), "4999999999").unwrap();
+    let out = resume(1.0).expect("a stale lock is taken over");
+    assert_eq!(out.records.last().unwrap().epoch, 1);
+    assert!(!run.join(".lock").exists());
+}

@@ -203,3 +203,48 @@ fn lenet_custom_dot_snapshot_shows_the_changes() {
     assert!(text.contains("pool1\\n75×12×12"), "{text}");
     insta::assert_snapshot!(text);
 }
+
+/// Graphviz refuses strings over 16 KiB and stops reading its input: netc used to die of
+/// SIGPIPE (status 141, no message). Now `run_dot` reports dot's complaint, `-o x.svg`
+/// falls back to netc's own layout, and `-o x.png` fails with the complaint.
+#[test]
+fn a_name_too_long_for_graphviz_is_reported_not_fatal() {
+    if !has_dot() {
+        eprintln!("skipped: Graphviz's dot is not installed");
+        return;
+    }
+    let long = "x".repeat(100_000);
+    let err = run_dot(&format!("digraph {{ \"{long}\" }}"), "svg").expect_err("dot refuses");
+    assert!(err.contains("rejected"), "{err}");
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("long.net");
+    std::fs::write(
+        &spec,
+        format!("name: \"{long}\"\nlayer {{ name: \"in\" type: \"Input\" top: \"data\" input_param {{ shape {{ dim: 1 dim: 1 dim: 8 dim: 8 }} }} }}\n"),
+    )
+    .unwrap();
+    let run = |out: &str| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_netc"))
+            .args(["visualize", spec.to_str().unwrap(), "-o"])
+            .arg(tmp.path().join(out))
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run("long.svg");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("drawing without Graphviz instead"), "{err}");
+    let svg = std::fs::read_to_string(tmp.path().join("long.svg")).unwrap();
+    assert!(
+        svg.contains("<svg") && svg.contains(">in<"),
+        "{}",
+        &svg[..200]
+    );
+    let (code, err) = run("long.png");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("rejected the drawing"), "{err}");
+    assert!(!tmp.path().join("long.png").exists());
+}

@@ -1,7 +1,7 @@
 //! DIGITS' image list files for "classify many": one path a line, optionally followed by
 //! whitespace and an integer ground-truth label (`(.*\S)\s+(\d+)$`, as DIGITS matches it),
-//! so paths may contain spaces. Blank lines, CRLF line ends and a UTF-8 byte-order mark are
-//! fine. Relative paths join the image folder.
+//! so paths may contain spaces. Blank lines, `#` comment lines, CRLF line ends and a UTF-8
+//! byte-order mark are fine. Relative paths join the image folder.
 
 use std::path::{Path, PathBuf};
 
@@ -20,7 +20,8 @@ pub struct Entry {
 /// Splits one line into its path and optional label.
 pub fn parse_line(line: &str) -> Option<(&str, Option<usize>)> {
     let line = line.trim();
-    if line.is_empty() {
+    // Blank lines and `#` comments, as `netc data create` reads list files.
+    if line.is_empty() || line.starts_with('#') {
         return None;
     }
     if let Some(cut) = line.rfind(char::is_whitespace) {
@@ -109,6 +110,7 @@ mod tests {
         // A bare number is a path.
         assert_eq!(parse_line("42"), Some(("42", None)));
         assert_eq!(parse_line("   "), None);
+        assert_eq!(parse_line("  # the sevens"), None);
         assert_eq!(parse_line("a.png 3\r"), Some(("a.png", Some(3))));
     }
 

@@ -13,7 +13,8 @@ use crate::{front, ir};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Spec files (`.net` or `.prototxt`; Caffe solver files are checked as solvers).
+    /// Spec files (`.net` or `.prototxt`; Caffe solver files and netc's `.yaml` solver
+    /// files are checked as solvers).
     #[arg(required = true, value_name = "SPEC")]
     pub specs: Vec<PathBuf>,
     /// `json`: one JSON object per spec (one per line) with `diagnostics` and `layers`.
@@ -54,6 +55,29 @@ fn is_solver(root: &crate::spec::Message) -> bool {
 /// Checks one spec's text: syntax, schema, upgrade, every phase, trainability. A solver
 /// file is checked against the solver's schema instead.
 pub fn check_source(src: &crate::spec::Source, shape: &ShapeArgs) -> Checked {
+    // netc's own solver files are YAML (specs/lenet.solver.yaml).
+    if matches!(
+        src.path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    ) {
+        let diagnostics = match crate::solver::SolverConfig::from_yaml(&src.text) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![crate::diag::Diagnostic {
+                severity: crate::diag::Severity::Error,
+                code: "netc::solver",
+                message: format!("{}: {}", src.path.display(), e.0),
+                labels: Vec::new(),
+                help: Some(
+                    "a netc solver file is YAML: see specs/lenet.solver.yaml for the fields".into(),
+                ),
+                source: None,
+            }],
+        };
+        return Checked {
+            diagnostics,
+            rows: Vec::new(),
+        };
+    }
     if let (Some(root), _) = crate::syntax::parse(src) {
         if is_solver(&root) {
             let (_, diagnostics) = front::load_solver(src);

@@ -32,9 +32,9 @@ pub struct Args {
     /// Run folder (default: runs/<spec>-<time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Carry on a run from its newest snapshot (with the spec, dataset and solver it was
-    /// started with; --epochs, --lr and --batch-size still apply).
-    #[arg(long, conflicts_with_all = ["out", "weights", "spec", "data", "solver"])]
+    /// Carry on a run from its newest snapshot, with the spec, dataset, solver, batch size
+    /// and seed it was started with; --epochs sets where it ends.
+    #[arg(long, conflicts_with_all = ["out", "weights", "spec", "data", "solver", "batch_size", "lr", "seed"])]
     pub resume: Option<PathBuf>,
     /// Start from another run's weights (a run folder or a snapshot), copying the layers
     /// whose names and shapes match.

@@ -54,14 +54,29 @@ pub fn run_dot(dot_text: &str, format: &str) -> Result<Vec<u8>, String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run `dot`: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(dot_text.as_bytes())
-            .map_err(|e| format!("cannot write to `dot`: {e}"))?;
+    // `dot` may stop reading and exit (it refuses strings over 16 KiB); netc restores the
+    // default SIGPIPE for `netc ... | head`, so while writing to `dot` a closed pipe must
+    // be an error to report, not the end of netc (it died silently with status 141).
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition; no handler code runs.
+    let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let writer = child.stdin.take().map(|mut stdin| {
+        let text = dot_text.to_string();
+        std::thread::spawn(move || stdin.write_all(text.as_bytes()))
+    });
+    let out = child.wait_with_output();
+    let written = writer.map(|w| w.join());
+    #[cfg(unix)]
+    // SAFETY: as above, putting the previous disposition back.
+    unsafe {
+        libc::signal(libc::SIGPIPE, previous);
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("`dot` failed: {e}"))?;
+    let out = out.map_err(|e| format!("`dot` failed: {e}"))?;
+    if out.status.success() {
+        if let Some(Ok(Err(e))) = written {
+            return Err(format!("cannot write to `dot`: {e}"));
+        }
+    }
     if out.status.success() {
         Ok(out.stdout)
     } else {
@@ -126,8 +141,19 @@ pub fn run(args: Args) -> CmdResult {
     match ext.as_str() {
         "dot" | "gv" => write(out, dot_text.as_bytes())?,
         "svg" => {
-            let svg = if has_dot() {
-                run_dot(&dot_text, "svg").map_err(|e| miette::miette!("{e}"))?
+            let by_dot = if has_dot() {
+                match run_dot(&dot_text, "svg") {
+                    Ok(svg) => Some(svg),
+                    Err(e) => {
+                        eprintln!("warning: {e}; drawing without Graphviz instead");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let svg = if let Some(svg) = by_dot {
+                svg
             } else {
                 if matches!(args.rankdir, RankDir::Bt | RankDir::Rl) {
                     eprintln!(

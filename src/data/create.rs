@@ -619,7 +619,7 @@ fn decode_groups(
                 if failed.len() == 1 { "" } else { "s" },
                 list.join("\n")
             ),
-            "fix or remove these files, or leave out --strict to skip them",
+            "fix or remove these files; `netc data create` without --strict makes a dataset that leaves them out",
         ));
     }
     report.skipped.extend(failed);

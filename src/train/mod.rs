@@ -120,6 +120,103 @@ pub fn dataset_path(
     Ok(dir.join(source))
 }
 
+/// `.lock` in a run folder while a `netc train` writes it, holding its process id: a
+/// second `netc train --resume` of the same folder is refused (two of them overwrote each
+/// other's snapshots). A lock whose process is gone is taken over.
+struct RunLock(PathBuf);
+
+impl RunLock {
+    fn take(run_dir: &Path) -> miette::Result<RunLock> {
+        let path = run_dir.join(".lock");
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    let _ = write!(f, "{}", std::process::id());
+                    return Ok(RunLock(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let pid = std::fs::read_to_string(&path).unwrap_or_default();
+                    let pid = pid.trim();
+                    let alive = !pid.is_empty()
+                        && pid.bytes().all(|b| b.is_ascii_digit())
+                        && Path::new("/proc").join(pid).exists();
+                    if alive {
+                        return Err(usage(
+                            format!(
+                                "{} is in use: netc process {pid} is training it",
+                                run_dir.display()
+                            ),
+                            Some(format!(
+                                "wait for it to finish, or stop it (Ctrl-C or `kill {pid}` writes a snapshot) and resume then"
+                            )),
+                        ));
+                    }
+                    // Left by a process that is gone (killed with -9, a crash).
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e) => return Err(crate::data::io_err("lock the run folder", run_dir, e)),
+            }
+        }
+        Err(usage(
+            format!("cannot lock {}", run_dir.display()),
+            Some("remove its .lock file if no netc is training it".into()),
+        ))
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A deploy Input whose shape is not the dataset's (LeNet's 1×28×28 trained on 3×32×32
+/// pictures) would make every snapshot of the run unusable by `netc classify`: refused
+/// before training. Specs without a deploy stage pass (classify takes the data shape).
+fn check_deploy_input(spec: &NetSpec, ctx: &ShapeCtx, pre: &Preprocess) -> miette::Result<()> {
+    let (Some(ir), _) = ir::build(spec, &NetState::deploy(), ctx) else {
+        return Ok(());
+    };
+    let want = pre.output_chw();
+    for l in ir.layers.iter().filter(|l| l.layer.input().is_some()) {
+        let Some(&top) = l.tops.first() else {
+            continue;
+        };
+        let Some(shape) = ir.blobs[top].shape.as_ref() else {
+            continue;
+        };
+        if shape.len() == 4 && shape[1..] != want[..] {
+            let dims = |d: &[usize]| {
+                d.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join("×")
+            };
+            return Err(usage(
+                format!(
+                    "the deploy Input `{}` of {} takes {} images, but the dataset's are {} after preprocessing: the trained net could not classify",
+                    l.name,
+                    spec.source.path.display(),
+                    dims(&shape[1..]),
+                    dims(&want)
+                ),
+                Some(format!(
+                    "set the Input layer's shape to {{ dim: 1 dim: {} }}, or train on a dataset of {} images",
+                    want.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" dim: "),
+                    dims(&shape[1..])
+                )),
+            ));
+        }
+        return Ok(());
+    }
+    Ok(())
+}
+
 /// Builds one phase's IR, printing its problems; `None` when the phase has no data layer
 /// (a spec without validation layers).
 pub fn build_net(
@@ -366,14 +463,33 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     };
     let candle_device = crate::engine::candle::device(device)
         .map_err(|m| usage(m, Some("train with --device cpu".into())))?;
-    let data_path = match &resume_dir {
-        Some(r) => {
-            let info: RunInfo = read_yaml(&r.join("run.yaml"))?;
-            PathBuf::from(info.dataset)
-        }
+    let old_info: Option<RunInfo> = match &resume_dir {
+        Some(r) => Some(read_yaml(&r.join("run.yaml"))?),
+        None => None,
+    };
+    let data_path = match &old_info {
+        Some(info) => PathBuf::from(&info.dataset),
         None => dataset_path(&spec, &spec_path, opts.data.as_deref())?,
     };
     let data = crate::data::open(&data_path)?;
+    if let Some(info) = &old_info {
+        let now = (
+            data.train.len(),
+            data.val.as_ref().map_or(0, |v| v.len()),
+            data.num_classes(),
+        );
+        let then = (info.train_images, info.val_images, info.classes);
+        if now != then {
+            return Err(usage(
+                format!(
+                    "the dataset {} changed since the run started: {} train, {} val images and {} classes then, {} train, {} val images and {} classes now",
+                    data_path.display(),
+                    then.0, then.1, then.2, now.0, now.1, now.2
+                ),
+                Some("resume with the dataset the run started with, or start a new run on this one (--weights from the old run keeps what it learned)".into()),
+            ));
+        }
+    }
     if data.train.is_empty() {
         return Err(usage(
             format!("the dataset {} has no training images", data_path.display()),
@@ -419,6 +535,7 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         &spec_dir,
         Some(&data),
     )?;
+    check_deploy_input(&spec, &ctx, &pre)?;
     let mut val = match &data.val {
         Some(v) if !v.is_empty() && cfg.validation_interval > 0.0 => {
             let vnet = build_net(&spec, &NetState::val(), &ctx, &mut rng, "validation")?;
@@ -470,7 +587,9 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     let mut start_epoch = 1usize;
     let mut start_batch = 0u64;
     let mut carried = (0.0f64, 0u64);
+    let mut _lock = None;
     if let Some(r) = &resume_dir {
+        _lock = Some(RunLock::take(r)?);
         let snaps = snapshot::list(r);
         let Some((_, _, newest)) = snaps.last() else {
             return Err(usage(
@@ -483,11 +602,15 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         if !rep.skipped.is_empty() {
             return Err(usage(
                 format!(
-                    "the snapshot {} does not fit the spec: {:?}",
+                    "the snapshot {} does not fit the run's spec.net: {}",
                     newest.display(),
                     rep.skipped
+                        .iter()
+                        .map(|(k, why)| format!("{k}: {why}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ),
-                None,
+                Some("the run's spec.net was edited after the snapshot was written: put it back, or start a new run with --weights".into()),
             ));
         }
         let meta = snapshot::load_state(newest, &mut state)?;
@@ -584,17 +707,23 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         }
         std::fs::create_dir_all(&run_dir)
             .map_err(|e| crate::data::io_err("create the run folder", &run_dir, e))?;
+        _lock = Some(RunLock::take(&run_dir)?);
         write_run_files(&run_dir, &spec, &cfg, &data, &data_path, &pre)?;
     }
     let info = RunInfo {
         netc_version: env!("CARGO_PKG_VERSION").into(),
-        spec: spec_path.display().to_string(),
+        // A resumed run keeps the spec it was started from and its start time.
+        spec: old_info
+            .as_ref()
+            .map_or_else(|| spec_path.display().to_string(), |i| i.spec.clone()),
         dataset: data_path
             .canonicalize()
             .unwrap_or(data_path.clone())
             .display()
             .to_string(),
-        started: now_stamp(),
+        started: old_info
+            .as_ref()
+            .map_or_else(now_stamp, |i| i.started.clone()),
         seed: cfg.random_seed,
         threads: rayon::current_num_threads(),
         batch_size: batch,
