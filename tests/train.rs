@@ -533,3 +533,12 @@ fn a_run_folder_in_use_is_refused() {
     assert_eq!(out.records.last().unwrap().epoch, 1);
     assert!(!run.join(".lock").exists());
 }
+
+#[test]
+fn netc_time_refuses_zero_iterations_and_unknown_formats() {
+    for (flag, value) in [("--iterations", "0"), ("--format", "xml")] {
+        let (code, _, err) = netc(&["time", "specs/lenet.net", flag, value]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(&format!("invalid value '{value}'")), "{err}");
+    }
+}

@@ -19,15 +19,15 @@ use crate::train::{build_net, dataset_path, find_solver, load_spec};
 pub struct Args {
     pub spec: PathBuf,
     /// Timed iterations (after 3 untimed ones).
-    #[arg(long, default_value_t = 50)]
-    pub iterations: usize,
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub iterations: u32,
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// The dataset that gives the input size and class count (default: the spec's).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// `text` or `json`.
-    #[arg(long, default_value = "text")]
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
 }
 
@@ -77,7 +77,7 @@ pub fn run(a: Args) -> CmdResult {
     }
     let mut state = SolverState::new(net.params().map(|(_, _, p)| p));
     let steps = net.steps.len();
-    let iterations = a.iterations.max(1);
+    let iterations = a.iterations.max(1) as usize;
     // Per step and iteration: each layer reports its mean and its median.
     let mut fwd = vec![Vec::with_capacity(iterations); steps];
     let mut bwd = vec![Vec::with_capacity(iterations); steps];
