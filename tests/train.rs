@@ -542,3 +542,45 @@ fn netc_time_refuses_zero_iterations_and_unknown_formats() {
         assert!(err.contains(&format!("invalid value '{value}'")), "{err}");
     }
 }
+
+/// The default run folder is `runs/<spec>-<UTC time>`; one that exists (a run started in the
+/// same second) gets `-2`: the second run used to fail with "already exists".
+#[test]
+fn runs_started_in_the_same_second_get_their_own_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(netc::train::stamp(0), "19700101-000000");
+    assert_eq!(netc::train::stamp(1_796_389_200), "20261204-130000");
+    // Every second the run might start in is taken.
+    for s in now..now + 30 {
+        let d = tmp
+            .path()
+            .join("runs")
+            .join(format!("lenet-{}", netc::train::stamp(s)));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("run.yaml"), "taken").unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args([
+            "train",
+            crate_root().join("specs/lenet.net").to_str().unwrap(),
+        ])
+        .args(["--epochs", "0.01"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let made: Vec<String> = std::fs::read_dir(tmp.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("-2"))
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    let run = tmp.path().join("runs").join(&made[0]);
+    assert!(run.join("metrics.csv").is_file());
+    assert!(err.contains(&made[0]), "{err}");
+}

@@ -369,9 +369,15 @@ pub fn find_solver(
 }
 
 fn now_stamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    stamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+/// `YYYYMMDD-HHMMSS` (UTC) of a Unix time, as run folders are named.
+pub fn stamp(secs: u64) -> String {
     let (days, rem) = (secs / 86400, secs % 86400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -579,7 +585,15 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .unwrap_or("net");
-            PathBuf::from("runs").join(format!("{stem}-{}", now_stamp()))
+            // Two runs started within one second get -2, -3, ...
+            let base = format!("{stem}-{}", now_stamp());
+            let mut dir = PathBuf::from("runs").join(&base);
+            let mut k = 2;
+            while dir.exists() {
+                dir = PathBuf::from("runs").join(format!("{base}-{k}"));
+                k += 1;
+            }
+            dir
         }
     };
     let mut state = SolverState::new(net.params().map(|(_, _, p)| p));
@@ -594,7 +608,10 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         let Some((_, _, newest)) = snaps.last() else {
             return Err(usage(
                 format!("{} has no snapshot to resume from", r.display()),
-                Some("start a new run instead".into()),
+                Some(format!(
+                    "it was stopped before its first snapshot and holds no trained weights: remove it (rm -r {}) and start the run again",
+                    r.display()
+                )),
             ));
         };
         let w = snapshot::load(newest)?;
