@@ -7,6 +7,7 @@ use super::scale::{check_second, factor_shape};
 use super::shape_only::{self, param};
 use super::{Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
 use crate::engine::{Blob, Op, Param, Rng};
+use crate::layers::filler::learned;
 
 #[derive(Debug)]
 pub struct Bias {
@@ -72,17 +73,13 @@ impl Layer for Bias {
         };
         let dim: usize = f.iter().product();
         let inner: usize = s[(a + f.len()).min(s.len())..].iter().product();
-        let mut params = Vec::new();
-        if bottoms.len() == 1 {
-            let mut blob = Blob::zeros(&f);
-            self.filler.fill(&f, &mut blob.data, rng);
-            let (lr_mult, decay_mult) = self.mults[0];
-            params.push(Param {
-                blob,
-                lr_mult,
-                decay_mult,
-            });
-        }
+        // A second bottom is the bias; otherwise it is learned.
+        let shapes = if bottoms.len() == 1 {
+            vec![f]
+        } else {
+            Vec::new()
+        };
+        let params = learned(&shapes, &[&self.filler], &self.mults, rng);
         Ok(Box::new(BiasOp { dim, inner, params }))
     }
 }

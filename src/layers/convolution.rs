@@ -1,6 +1,7 @@
 //! `Convolution`: 2-D convolution with pad, stride, dilation, group and bias, as Caffe
 //! computes it: the input unrolled (im2col), then matrix products with the weights.
 
+use crate::layers::filler::learned;
 use rayon::prelude::*;
 
 use super::filler::Filler;
@@ -227,22 +228,12 @@ impl Layer for Convolution {
         let b = first(bottoms)?;
         let geom = self.geom(b)?;
         let shapes = self.param_shapes(bottoms, ctx);
-        let mut params = Vec::new();
-        for (i, shape) in shapes.iter().enumerate() {
-            let mut blob = Blob::zeros(shape);
-            let filler = if i == 0 {
-                &self.weight_filler
-            } else {
-                &self.bias_filler
-            };
-            filler.fill(shape, &mut blob.data, rng);
-            let (lr_mult, decay_mult) = self.mults[i];
-            params.push(Param {
-                blob,
-                lr_mult,
-                decay_mult,
-            });
-        }
+        let params = learned(
+            &shapes,
+            &[&self.weight_filler, &self.bias_filler],
+            &self.mults,
+            rng,
+        );
         Ok(Box::new(ConvOp::new(
             geom,
             self.num_output,

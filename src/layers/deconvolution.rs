@@ -13,6 +13,7 @@ use super::shape_only::{self, fmt_shape, param, span_of, uint};
 use super::{Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
 use crate::engine::im2col::Geom;
 use crate::engine::{Blob, Op, Param, Rng};
+use crate::layers::filler::learned;
 use crate::spec::{LayerSpec, Message};
 
 /// Kernel geometry of a `convolution_param`, one entry per spatial axis (2 unless the
@@ -321,22 +322,12 @@ impl Layer for Deconvolution {
         };
         let top = &self.shapes(bottoms, ctx)?[0];
         let shapes = self.param_shapes(bottoms, ctx);
-        let mut params = Vec::new();
-        for (i, shape) in shapes.iter().enumerate() {
-            let mut blob = Blob::zeros(shape);
-            let filler = if i == 0 {
-                &self.weight_filler
-            } else {
-                &self.bias_filler
-            };
-            filler.fill(shape, &mut blob.data, rng);
-            let (lr_mult, decay_mult) = self.mults[i];
-            params.push(Param {
-                blob,
-                lr_mult,
-                decay_mult,
-            });
-        }
+        let params = learned(
+            &shapes,
+            &[&self.weight_filler, &self.bias_filler],
+            &self.mults,
+            rng,
+        );
         // The convolution from this layer's output space back to its input space.
         let conv_geom = Geom {
             channels: g.num_output,

@@ -182,6 +182,31 @@ fn gaussian(data: &mut [f32], mean: f32, std: f32, rng: &mut Rng) {
 
 /// A fresh generator for one op (dropout masks), drawn from the net's generator so a seed
 /// fixes every op's numbers.
+/// A layer's learned blobs as Caffe makes them: blob `i` has `shapes[i]`, is filled by
+/// `fillers[i]` (the weights', then the bias's) and learns with `mults[i]`
+/// (`lr_mult`, `decay_mult`).
+pub fn learned(
+    shapes: &[Vec<usize>],
+    fillers: &[&Filler],
+    mults: &[(f32, f32)],
+    rng: &mut Rng,
+) -> Vec<crate::engine::Param> {
+    shapes
+        .iter()
+        .zip(fillers)
+        .zip(mults)
+        .map(|((shape, filler), &(lr_mult, decay_mult))| {
+            let mut blob = crate::engine::Blob::zeros(shape);
+            filler.fill(shape, &mut blob.data, rng);
+            crate::engine::Param {
+                blob,
+                lr_mult,
+                decay_mult,
+            }
+        })
+        .collect()
+}
+
 pub fn child_rng(rng: &mut Rng) -> Rng {
     use rand::SeedableRng;
     Rng::seed_from_u64(rng.random())

@@ -6,6 +6,7 @@ use super::{
     canonical_axis, first, param_mults, positive, span_of, Arity, Kind, Layer, LayerError,
     LayerType, Shape, ShapeCtx,
 };
+use crate::layers::filler::learned;
 use rayon::prelude::*;
 
 use crate::engine::kernels::{matrix_product, rows_dot, Isa, PackedA};
@@ -144,21 +145,12 @@ impl Layer for InnerProduct {
     ) -> Result<Box<dyn Op>, LayerError> {
         let b = first(bottoms)?;
         let (m, k, n) = self.dims(b, ctx)?;
-        let mut params = Vec::new();
-        for (i, shape) in self.param_shapes(bottoms, ctx).iter().enumerate() {
-            let mut blob = Blob::zeros(shape);
-            let filler = if i == 0 {
-                &self.weight_filler
-            } else {
-                &self.bias_filler
-            };
-            filler.fill(shape, &mut blob.data, rng);
-            params.push(Param {
-                blob,
-                lr_mult: self.mults[i].0,
-                decay_mult: self.mults[i].1,
-            });
-        }
+        let params = learned(
+            &self.param_shapes(bottoms, ctx),
+            &[&self.weight_filler, &self.bias_filler],
+            &self.mults,
+            rng,
+        );
         Ok(Box::new(InnerProductOp {
             m,
             k,

@@ -6,6 +6,7 @@ use super::param_mults;
 use super::shape_only::{self, param, per_sample};
 use super::{Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
 use crate::engine::{Blob, Op, Param, Rng};
+use crate::layers::filler::learned;
 
 #[derive(Debug)]
 pub struct PRelu {
@@ -63,19 +64,17 @@ impl Layer for PRelu {
         rng: &mut Rng,
     ) -> Result<Box<dyn Op>, LayerError> {
         let s = &self.shapes(bottoms, ctx)?[0];
-        let shape = &self.param_shapes(bottoms, ctx)[0];
-        let mut blob = Blob::zeros(shape);
-        self.filler.fill(shape, &mut blob.data, rng);
-        let (lr_mult, decay_mult) = self.mults[0];
+        let params = learned(
+            &self.param_shapes(bottoms, ctx),
+            &[&self.filler],
+            &self.mults,
+            rng,
+        );
         Ok(Box::new(PReluOp {
             channels: s[1],
             inner: s[2..].iter().product(),
             shared: self.shared,
-            params: vec![Param {
-                blob,
-                lr_mult,
-                decay_mult,
-            }],
+            params,
         }))
     }
 }

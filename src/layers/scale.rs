@@ -8,6 +8,7 @@ use super::param_mults;
 use super::shape_only::{self, fmt_shape, param, per_sample};
 use super::{Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
 use crate::engine::{Blob, Op, Param, Rng};
+use crate::layers::filler::learned;
 
 #[derive(Debug)]
 pub struct Scale {
@@ -132,21 +133,12 @@ impl Layer for Scale {
         };
         let dim: usize = f.iter().product();
         let inner: usize = s[a + f.len()..].iter().product();
-        let mut params = Vec::new();
-        for (i, filler) in [&self.filler, &self.bias_filler]
-            .into_iter()
-            .enumerate()
-            .take(1 + usize::from(self.bias))
-        {
-            let mut blob = Blob::zeros(&f);
-            filler.fill(&f, &mut blob.data, rng);
-            let (lr_mult, decay_mult) = self.mults[i];
-            params.push(Param {
-                blob,
-                lr_mult,
-                decay_mult,
-            });
-        }
+        let params = learned(
+            &vec![f.clone(); 1 + usize::from(self.bias)],
+            &[&self.filler, &self.bias_filler],
+            &self.mults,
+            rng,
+        );
         Ok(Box::new(ScaleOp { dim, inner, params }))
     }
 }
