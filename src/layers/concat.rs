@@ -90,32 +90,58 @@ pub struct ConcatOp {
     widths: Vec<usize>,
 }
 
+/// Concat's forward and Slice's backward: each outer index's run of `whole` is the
+/// pieces' runs (`widths[k]` values of piece k) one after another.
+pub(crate) fn join<'a>(
+    outer: usize,
+    widths: &[usize],
+    pieces: impl Iterator<Item = &'a [f32]>,
+    whole: &mut [f32],
+) {
+    let total: usize = widths.iter().sum();
+    let mut off = 0;
+    for (p, &w) in pieces.zip(widths) {
+        for o in 0..outer {
+            whole[o * total + off..o * total + off + w].copy_from_slice(&p[o * w..(o + 1) * w]);
+        }
+        off += w;
+    }
+}
+
+/// Slice's forward and Concat's backward, the other way round from [`join`]; a `None`
+/// piece is skipped.
+pub(crate) fn split<'a>(
+    outer: usize,
+    widths: &[usize],
+    whole: &[f32],
+    pieces: impl Iterator<Item = Option<&'a mut [f32]>>,
+) {
+    let total: usize = widths.iter().sum();
+    let mut off = 0;
+    for (p, &w) in pieces.zip(widths) {
+        if let Some(p) = p {
+            for o in 0..outer {
+                p[o * w..(o + 1) * w].copy_from_slice(&whole[o * total + off..o * total + off + w]);
+            }
+        }
+        off += w;
+    }
+}
+
 impl Op for ConcatOp {
     fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
-        let total: usize = self.widths.iter().sum();
-        let y = &mut tops[0].data;
-        let mut off = 0;
-        for (b, &w) in bottoms.iter().zip(&self.widths) {
-            for o in 0..self.outer {
-                y[o * total + off..o * total + off + w]
-                    .copy_from_slice(&b.data[o * w..(o + 1) * w]);
-            }
-            off += w;
-        }
+        let pieces = bottoms.iter().map(|b| b.data.as_slice());
+        join(self.outer, &self.widths, pieces, &mut tops[0].data);
     }
     fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]) {
-        let total: usize = self.widths.iter().sum();
-        let dy = &tops[0].diff;
-        let mut off = 0;
-        for (k, (b, &w)) in bottoms.iter_mut().zip(&self.widths).enumerate() {
-            if prop_down.get(k).copied().unwrap_or(false) {
-                for o in 0..self.outer {
-                    b.diff[o * w..(o + 1) * w]
-                        .copy_from_slice(&dy[o * total + off..o * total + off + w]);
-                }
-            }
-            off += w;
-        }
+        let pieces = bottoms.iter_mut().enumerate().map(|(k, b)| {
+            prop_down
+                .get(k)
+                .copied()
+                .unwrap_or(false)
+                .then_some(b.diff.as_mut_slice())
+        });
+        split(self.outer, &self.widths, &tops[0].diff, pieces);
     }
 }
 

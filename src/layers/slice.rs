@@ -1,6 +1,7 @@
 //! Slice: splits its bottom along `axis` at `slice_point`s (or evenly); backward puts each
 //! top's gradient back in its part of the bottom's.
 
+use super::concat::{join, split};
 use super::shape_only::{self, fmt_shape, param, span_of};
 use super::{Arity, Kind, Layer, LayerError, LayerType, Shape, ShapeCtx};
 use crate::engine::{Blob, Op, Rng};
@@ -124,31 +125,15 @@ pub struct SliceOp {
 
 impl Op for SliceOp {
     fn forward(&mut self, bottoms: &[&Blob], tops: &mut [&mut Blob], _train: bool) {
-        let total: usize = self.widths.iter().sum();
-        let x = &bottoms[0].data;
-        let mut off = 0;
-        for (t, &w) in tops.iter_mut().zip(&self.widths) {
-            for o in 0..self.outer {
-                t.data[o * w..(o + 1) * w]
-                    .copy_from_slice(&x[o * total + off..o * total + off + w]);
-            }
-            off += w;
-        }
+        let pieces = tops.iter_mut().map(|t| Some(t.data.as_mut_slice()));
+        split(self.outer, &self.widths, &bottoms[0].data, pieces);
     }
     fn backward(&mut self, tops: &[&Blob], bottoms: &mut [&mut Blob], prop_down: &[bool]) {
         if !prop_down.first().copied().unwrap_or(false) {
             return;
         }
-        let total: usize = self.widths.iter().sum();
-        let dx = &mut bottoms[0].diff;
-        let mut off = 0;
-        for (t, &w) in tops.iter().zip(&self.widths) {
-            for o in 0..self.outer {
-                dx[o * total + off..o * total + off + w]
-                    .copy_from_slice(&t.diff[o * w..(o + 1) * w]);
-            }
-            off += w;
-        }
+        let pieces = tops.iter().map(|t| t.diff.as_slice());
+        join(self.outer, &self.widths, pieces, &mut bottoms[0].diff);
     }
 }
 
