@@ -212,7 +212,7 @@ fn main() {
                         for ob in (0..ldt_pad).step_by(NR) {
                             panel_outer_acc(
                                 isa,
-                                k,
+                                (k, NR),
                                 g,
                                 &col[j0 * k * NR..],
                                 k * NR,

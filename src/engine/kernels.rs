@@ -237,14 +237,15 @@ pub fn rows_dot(
     }
 }
 
-/// `c[i·ldc + j] += Σ_p Σ_t a[p·pa + i·NR + t] · b[p·pb + t·ldb + j]` for i < m, j < NR,
-/// over `np` panels and the NR columns t of each: rows of the `A` panels (m rows a panel)
-/// times the transposed panels of `B` (NR rows of at least NR values each), with the
-/// result accumulated in registers over every panel. The weight gradient's product.
+/// `c[i·ldc + j] += Σ_p Σ_t a[p·pa + i·NR + t] · b[p·pb + t·ldb + j]` for i < m, j <
+/// `width` (16, 32 or 48), over `np` panels and the NR columns t of each: rows of the `A`
+/// panels (m rows a panel) times the transposed panels of `B` (NR rows of at least `width`
+/// values each), with the result accumulated in registers over every panel. The weight
+/// gradient's product.
 #[allow(clippy::too_many_arguments)]
 pub fn panel_outer_acc(
     isa: Isa,
-    m: usize,
+    (m, width): (usize, usize),
     np: usize,
     a: &[f32],
     pa: usize,
@@ -254,6 +255,10 @@ pub fn panel_outer_acc(
     c: &mut [f32],
     ldc: usize,
 ) {
+    assert!(
+        matches!(width, 16 | 32 | 48),
+        "panel_outer_acc: width {width}"
+    );
     if m == 0 || np == 0 {
         return;
     }
@@ -262,23 +267,26 @@ pub fn panel_outer_acc(
         "panel_outer_acc: a too small"
     );
     assert!(
-        ldb >= NR && b.len() >= (np - 1) * pb + (NR - 1) * ldb + NR,
+        ldb >= width && b.len() >= (np - 1) * pb + (NR - 1) * ldb + width,
         "panel_outer_acc: b too small"
     );
     assert!(
-        ldc >= NR && c.len() >= (m - 1) * ldc + NR,
+        ldc >= width && c.len() >= (m - 1) * ldc + width,
         "panel_outer_acc: c too small"
     );
-    for (r0, mr) in blocks(m, MR) {
+    // Three vectors a row leave registers for 8 rows; one or two, for 12.
+    let rows = if width == 48 { 8 } else { MR };
+    for (r0, mr) in blocks(m, rows) {
         let ab = &a[r0 * NR..];
         let cb = &mut c[r0 * ldc..];
         match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX-512F was detected; the asserts above bound every offset the
-            // kernel reads (panels below np, rows below mr, columns below NR) and writes.
+            // kernel reads (panels below np, rows below mr, columns below width) and
+            // writes.
             Isa::Avx512 => unsafe {
                 avx512::outer_acc(
-                    mr,
+                    (mr, width / 16),
                     np,
                     ab.as_ptr(),
                     pa,
@@ -289,7 +297,81 @@ pub fn panel_outer_acc(
                     ldc,
                 )
             },
-            _ => portable::outer_acc(mr, np, ab, pa, b, pb, ldb, cb, ldc),
+            _ => portable::outer_acc((mr, width), np, ab, pa, b, pb, ldb, cb, ldc),
+        }
+    }
+}
+
+/// `c[i·ldc + o] += Σ_p Σ_t a[p·pa + i·NR + t] · d[p·pd + o·NR + t]` for i < m, o < r:
+/// products of the rows of `A` panels (m rows a panel) with rows of `D` panels (r rows),
+/// summed over the NR columns of `np` panels. The weight gradient of the few outputs that
+/// [`panel_outer_acc`]'s 16-column vectors would leave mostly empty (LeNet's conv2 has
+/// 50: 48 go through the vectors, 2 through this, instead of 64 lanes for 50).
+#[allow(clippy::too_many_arguments)]
+pub fn panel_dot_acc(
+    isa: Isa,
+    (m, r): (usize, usize),
+    np: usize,
+    a: &[f32],
+    pa: usize,
+    d: &[f32],
+    pd: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    if m == 0 || r == 0 || np == 0 {
+        return;
+    }
+    assert!(
+        a.len() >= (np - 1) * pa + m * NR,
+        "panel_dot_acc: a too small"
+    );
+    assert!(
+        d.len() >= (np - 1) * pd + r * NR,
+        "panel_dot_acc: d too small"
+    );
+    assert!(
+        ldc >= r && c.len() >= (m - 1) * ldc + r,
+        "panel_dot_acc: c too small"
+    );
+    for o0 in (0..r).step_by(2) {
+        let q = (r - o0).min(2);
+        for (r0, mr) in blocks(m, 8) {
+            let ab = &a[r0 * NR..];
+            let db = &d[o0 * NR..];
+            let cb = &mut c[r0 * ldc + o0..];
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX-512F was detected; the asserts above bound every offset
+                // the kernel reads (panels below np, rows below mr of `a` and q of `d`,
+                // NR columns) and writes (rows below mr, columns below q of `c`).
+                Isa::Avx512 => unsafe {
+                    avx512::dot_acc(
+                        (mr, q),
+                        np,
+                        ab.as_ptr(),
+                        pa,
+                        db.as_ptr(),
+                        pd,
+                        cb.as_mut_ptr(),
+                        ldc,
+                    )
+                },
+                _ => {
+                    for i in 0..mr {
+                        for o in 0..q {
+                            let mut lanes = [0.0f32; 16];
+                            for p in 0..np {
+                                let (ar, dr) = (&ab[p * pa + i * NR..], &db[p * pd + o * NR..]);
+                                for t in 0..NR {
+                                    lanes[t % 16] += ar[t] * dr[t];
+                                }
+                            }
+                            cb[i * ldc + o] += lanes.iter().sum::<f32>();
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -314,7 +396,7 @@ mod portable {
 
     #[allow(clippy::too_many_arguments)]
     pub fn outer_acc(
-        mr: usize,
+        (mr, width): (usize, usize),
         np: usize,
         a: &[f32],
         pa: usize,
@@ -325,18 +407,19 @@ mod portable {
         ldc: usize,
     ) {
         for i in 0..mr {
-            let mut acc = [0.0f32; NR];
+            let mut acc = [0.0f32; 48];
+            let acc = &mut acc[..width];
             for p in 0..np {
                 for t in 0..NR {
                     let av = a[p * pa + i * NR + t];
-                    let bv = &b[p * pb + t * ldb..][..NR];
+                    let bv = &b[p * pb + t * ldb..][..width];
                     for (s, bv) in acc.iter_mut().zip(bv) {
                         *s += av * bv;
                     }
                 }
             }
-            for (cv, s) in c[i * ldc..][..NR].iter_mut().zip(acc) {
-                *cv += s;
+            for (cv, s) in c[i * ldc..][..width].iter_mut().zip(acc) {
+                *cv += *s;
             }
         }
     }
@@ -547,11 +630,12 @@ pub(crate) mod avx512 {
         )
     }
 
-    /// See [`super::panel_outer_acc`], for one block of mr ≤ 12 rows.
+    /// See [`super::panel_outer_acc`], for one block of mr rows (≤ 12, or ≤ 8 for three
+    /// vectors) and `v` (1 to 3) vectors of 16 columns.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn outer_acc(
-        mr: usize,
+        (mr, v): (usize, usize),
         np: usize,
         a: *const f32,
         pa: usize,
@@ -561,12 +645,26 @@ pub(crate) mod avx512 {
         c: *mut f32,
         ldc: usize,
     ) {
-        by_rows!(mr, outer_acc_n(np, a, pa, b, pb, ldb, c, ldc))
+        match v {
+            1 => by_rows!(mr, outer_acc_1(np, a, pa, b, pb, ldb, c, ldc)),
+            2 => by_rows!(mr, outer_acc_2(np, a, pa, b, pb, ldb, c, ldc)),
+            _ => match mr {
+                1 => outer_acc_n::<1, 3>(np, a, pa, b, pb, ldb, c, ldc),
+                2 => outer_acc_n::<2, 3>(np, a, pa, b, pb, ldb, c, ldc),
+                3 => outer_acc_n::<3, 3>(np, a, pa, b, pb, ldb, c, ldc),
+                4 => outer_acc_n::<4, 3>(np, a, pa, b, pb, ldb, c, ldc),
+                5 => outer_acc_n::<5, 3>(np, a, pa, b, pb, ldb, c, ldc),
+                6 => outer_acc_n::<6, 3>(np, a, pa, b, pb, ldb, c, ldc),
+                7 => outer_acc_n::<7, 3>(np, a, pa, b, pb, ldb, c, ldc),
+                8 => outer_acc_n::<8, 3>(np, a, pa, b, pb, ldb, c, ldc),
+                _ => unreachable!("blocks of three vectors have 1 to 8 rows"),
+            },
+        }
     }
 
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn outer_acc_n<const R: usize>(
+    unsafe fn outer_acc_1<const R: usize>(
         np: usize,
         a: *const f32,
         pa: usize,
@@ -576,28 +674,125 @@ pub(crate) mod avx512 {
         c: *mut f32,
         ldc: usize,
     ) {
-        let mut lo = [_mm512_setzero_ps(); R];
-        let mut hi = [_mm512_setzero_ps(); R];
+        outer_acc_n::<R, 1>(np, a, pa, b, pb, ldb, c, ldc)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn outer_acc_2<const R: usize>(
+        np: usize,
+        a: *const f32,
+        pa: usize,
+        b: *const f32,
+        pb: usize,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        outer_acc_n::<R, 2>(np, a, pa, b, pb, ldb, c, ldc)
+    }
+
+    /// R rows by V vectors of 16 columns, in R·V accumulators.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn outer_acc_n<const R: usize, const V: usize>(
+        np: usize,
+        a: *const f32,
+        pa: usize,
+        b: *const f32,
+        pb: usize,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
         for p in 0..np {
             let ap = a.add(p * pa);
             let bp = b.add(p * pb);
             for t in 0..NR {
-                let b0 = _mm512_loadu_ps(bp.add(t * ldb));
-                let b1 = _mm512_loadu_ps(bp.add(t * ldb + 16));
-                for i in 0..R {
+                let mut bv = [_mm512_setzero_ps(); V];
+                for (u, x) in bv.iter_mut().enumerate() {
+                    *x = _mm512_loadu_ps(bp.add(t * ldb + 16 * u));
+                }
+                for (i, row) in acc.iter_mut().enumerate() {
                     let av = _mm512_set1_ps(*ap.add(i * NR + t));
-                    lo[i] = _mm512_fmadd_ps(av, b0, lo[i]);
-                    hi[i] = _mm512_fmadd_ps(av, b1, hi[i]);
+                    for (x, bu) in row.iter_mut().zip(&bv) {
+                        *x = _mm512_fmadd_ps(av, *bu, *x);
+                    }
                 }
             }
         }
+        for (i, row) in acc.iter().enumerate() {
+            for (u, x) in row.iter().enumerate() {
+                let ci = c.add(i * ldc + 16 * u);
+                _mm512_storeu_ps(ci, _mm512_add_ps(_mm512_loadu_ps(ci), *x));
+            }
+        }
+    }
+
+    /// See [`super::panel_dot_acc`], for mr ≤ 8 rows of `a` and q ≤ 2 rows of `d`.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn dot_acc(
+        (mr, q): (usize, usize),
+        np: usize,
+        a: *const f32,
+        pa: usize,
+        d: *const f32,
+        pd: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        macro_rules! go {
+            ($($r:literal)*) => {
+                match (mr, q) {
+                    $(($r, 1) => dot_acc_n::<$r, 1>(np, a, pa, d, pd, c, ldc),
+                      ($r, _) => dot_acc_n::<$r, 2>(np, a, pa, d, pd, c, ldc),)*
+                    _ => unreachable!("blocks of 1 to 8 rows"),
+                }
+            };
+        }
+        go!(1 2 3 4 5 6 7 8)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn dot_acc_n<const R: usize, const Q: usize>(
+        np: usize,
+        a: *const f32,
+        pa: usize,
+        d: *const f32,
+        pd: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        // Row i of `a` with row o of `d` in acc[o·8 + i], both halves of each panel's
+        // columns into the same 16 lanes; then sixteen sums across lanes at once.
+        let mut acc = [_mm512_setzero_ps(); 16];
+        for p in 0..np {
+            let ap = a.add(p * pa);
+            let dp = d.add(p * pd);
+            let mut dv = [[_mm512_setzero_ps(); 2]; Q];
+            for (o, h) in dv.iter_mut().enumerate() {
+                h[0] = _mm512_loadu_ps(dp.add(o * NR));
+                h[1] = _mm512_loadu_ps(dp.add(o * NR + 16));
+            }
+            for i in 0..R {
+                let lo = _mm512_loadu_ps(ap.add(i * NR));
+                let hi = _mm512_loadu_ps(ap.add(i * NR + 16));
+                for (o, h) in dv.iter().enumerate() {
+                    let x = &mut acc[o * 8 + i];
+                    *x = _mm512_fmadd_ps(lo, h[0], *x);
+                    *x = _mm512_fmadd_ps(hi, h[1], *x);
+                }
+            }
+        }
+        let mut sums = [0.0f32; 16];
+        _mm512_storeu_ps(sums.as_mut_ptr(), reduce16(&acc));
         for i in 0..R {
-            let ci = c.add(i * ldc);
-            _mm512_storeu_ps(ci, _mm512_add_ps(_mm512_loadu_ps(ci), lo[i]));
-            _mm512_storeu_ps(
-                ci.add(16),
-                _mm512_add_ps(_mm512_loadu_ps(ci.add(16)), hi[i]),
-            );
+            for o in 0..Q {
+                *c.add(i * ldc + o) += sums[o * 8 + i];
+            }
         }
     }
 }
@@ -655,30 +850,63 @@ mod tests {
     #[test]
     fn panel_outer_acc_matches_a_triple_loop() {
         for isa in isas() {
-            for (m, np) in [(1, 1), (5, 2), (12, 3), (25, 2), (13, 1)] {
+            for width in [16, 32, 48] {
+                for (m, np) in [(1, 1), (5, 2), (12, 3), (25, 2), (13, 1), (9, 2)] {
+                    let pa = m * NR + 3;
+                    let ldb = width + 5;
+                    let pb = NR * ldb + 7;
+                    let a = values(np * pa, 5.0);
+                    let b = values(np * pb, 6.0);
+                    let ldc = width + 4;
+                    let mut c = vec![0.5; m * ldc];
+                    panel_outer_acc(isa, (m, width), np, &a, pa, &b, pb, ldb, &mut c, ldc);
+                    for i in 0..m {
+                        for j in 0..width {
+                            let mut want = 0.5f32;
+                            for p in 0..np {
+                                for t in 0..NR {
+                                    want += a[p * pa + i * NR + t] * b[p * pb + t * ldb + j];
+                                }
+                            }
+                            let got = c[i * ldc + j];
+                            assert!(
+                                (got - want).abs() < 1e-3,
+                                "{isa:?} {m}×{np}, width {width}: {got} vs {want}"
+                            );
+                        }
+                        assert_eq!(c[i * ldc + width], 0.5, "past the block's columns");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn panel_dot_acc_matches_a_triple_loop() {
+        for isa in isas() {
+            for (m, r, np) in [(1, 1, 1), (8, 2, 3), (13, 3, 2), (25, 7, 1), (500, 2, 2)] {
                 let pa = m * NR + 3;
-                let ldb = NR + 5;
-                let pb = NR * ldb + 7;
-                let a = values(np * pa, 5.0);
-                let b = values(np * pb, 6.0);
-                let ldc = NR + 4;
-                let mut c = vec![0.5; m * ldc];
-                panel_outer_acc(isa, m, np, &a, pa, &b, pb, ldb, &mut c, ldc);
+                let pd = r * NR + 5;
+                let a = values(np * pa, 3.0);
+                let d = values(np * pd, 4.0);
+                let ldc = r + 2;
+                let mut c = vec![0.25; m * ldc];
+                panel_dot_acc(isa, (m, r), np, &a, pa, &d, pd, &mut c, ldc);
                 for i in 0..m {
-                    for j in 0..NR {
-                        let mut want = 0.5f32;
+                    for o in 0..r {
+                        let mut want = 0.25f32;
                         for p in 0..np {
                             for t in 0..NR {
-                                want += a[p * pa + i * NR + t] * b[p * pb + t * ldb + j];
+                                want += a[p * pa + i * NR + t] * d[p * pd + o * NR + t];
                             }
                         }
-                        let got = c[i * ldc + j];
+                        let got = c[i * ldc + o];
                         assert!(
                             (got - want).abs() < 1e-3,
-                            "{isa:?} {m}×{np}: {got} vs {want}"
+                            "{isa:?} {m}×{r}×{np}: {got} vs {want}"
                         );
                     }
-                    assert_eq!(c[i * ldc + NR], 0.5, "past the block's columns");
+                    assert_eq!(c[i * ldc + r], 0.25, "past the outputs");
                 }
             }
         }

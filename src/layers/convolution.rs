@@ -12,7 +12,7 @@ use super::{
 };
 use crate::engine::direct;
 use crate::engine::im2col::{col2im_panel, im2col_panel, runs, Geom, Run};
-use crate::engine::kernels::{panel_outer_acc, panel_product, Isa, PackedA, NR};
+use crate::engine::kernels::{panel_dot_acc, panel_outer_acc, panel_product, Isa, PackedA, NR};
 use crate::engine::{Blob, Op, Param, Rng};
 use crate::spec::LayerSpec;
 
@@ -314,9 +314,33 @@ struct Dims {
     op: usize,
     /// Panels per chunk in the backward pass.
     chunk: usize,
-    /// A group's outputs rounded up to a multiple of NR, and a transposed panel's row.
+    /// A group's outputs rounded up to a multiple of 16, and a transposed panel's row.
     ogpad: usize,
     ldt: usize,
+    /// The weight gradient of a group's first `vec_cols` outputs goes through
+    /// [`panel_outer_acc`]'s vectors (columns past `og` are zeros); that of the `dot`
+    /// outputs left (fewer than 8) through [`panel_dot_acc`], so that 50 outputs take
+    /// 48 lanes and two dot products rather than 64 lanes.
+    vec_cols: usize,
+    dot: usize,
+}
+
+/// The widths of [`panel_outer_acc`]'s column blocks over `cols` (a multiple of 16):
+/// two vectors where they fit, three or one to end.
+fn col_blocks(cols: usize) -> impl Iterator<Item = (usize, usize)> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let left = cols - at;
+        let w = match left {
+            0 => return None,
+            48 => 48,
+            l if l >= 80 => 48,
+            l if l >= 32 => 32,
+            _ => 16,
+        };
+        at += w;
+        Some((at - w, w))
+    })
 }
 
 impl ConvOp {
@@ -337,7 +361,7 @@ impl ConvOp {
         };
         op.direct = direct::applies(op.isa, &geom, group);
         let og = out / group;
-        let ldt = group * og.div_ceil(NR) * NR;
+        let ldt = group * og.div_ceil(16) * 16;
         op.chunk = (CHUNK_VALUES / (geom.col_rows() * NR + NR * ldt)).max(1);
         let d = op.dims();
         for w in &mut op.workers {
@@ -359,7 +383,12 @@ impl ConvOp {
         let hw = g.col_cols();
         let kp = g.col_rows() * NR;
         let og = self.out / self.group;
-        let ogpad = og.div_ceil(NR) * NR;
+        let ogpad = og.div_ceil(16) * 16;
+        let (vec_cols, dot) = if og % 16 < 8 {
+            (og - og % 16, og % 16)
+        } else {
+            (ogpad, 0)
+        };
         Dims {
             g,
             out: self.out,
@@ -374,6 +403,8 @@ impl ConvOp {
             chunk: self.chunk,
             ogpad,
             ldt: self.group * ogpad,
+            vec_cols,
+            dot,
         }
     }
 
@@ -482,7 +513,7 @@ impl Worker {
                 };
                 let yt = &mut self.yt[jj * NR * d.ldt..][..NR * d.ldt];
                 for gi in 0..d.group {
-                    for o in 0..d.og {
+                    for o in 0..d.og.min(d.vec_cols) {
                         let row = &yp[(gi * d.og + o) * NR..][..NR];
                         for (t, v) in row.iter().enumerate() {
                             yt[t * d.ldt + gi * d.ogpad + o] = *v;
@@ -493,20 +524,33 @@ impl Worker {
             }
             let base = self.col_at(d, j0);
             for gi in 0..d.group * usize::from(x.is_some()) {
-                for ob in (0..d.ogpad).step_by(NR) {
+                let col = &self.col[base + gi * d.kg * NR..];
+                let dwt = &mut self.dwt[gi * d.kg * d.ogpad..];
+                for (ob, width) in col_blocks(d.vec_cols) {
                     panel_outer_acc(
                         isa,
-                        d.kg,
+                        (d.kg, width),
                         j1 - j0,
-                        &self.col[base + gi * d.kg * NR..],
+                        col,
                         d.kp,
                         &self.yt[gi * d.ogpad + ob..],
                         NR * d.ldt,
                         d.ldt,
-                        &mut self.dwt[gi * d.kg * d.ogpad + ob..],
+                        &mut dwt[ob..],
                         d.ogpad,
                     );
                 }
+                panel_dot_acc(
+                    isa,
+                    (d.kg, d.dot),
+                    j1 - j0,
+                    col,
+                    d.kp,
+                    &self.ypan[(gi * d.og + d.vec_cols) * NR..],
+                    d.op,
+                    &mut dwt[d.vec_cols..],
+                    d.ogpad,
+                );
             }
             let Some(dx) = dx.as_deref_mut() else {
                 continue;
@@ -798,6 +842,93 @@ mod tests {
         let mut portable = op(4, 5, 5, 4, 2, 0, 2, 2, 2);
         portable.isa = Isa::Portable;
         check_op(&mut portable, &[vec![2, 4, 5, 5]], &[vec![2, 4, 2, 2]]);
+    }
+
+    /// The panel path's weight and bias gradients against plain loops, for output counts
+    /// that take every mix of column blocks (48 + 2 as LeNet's conv2, 32 + 32, 16 + 2, 30
+    /// padded to 32, 80 = 48 + 32, 5 through dot products only), in one and two groups,
+    /// chunks of one panel or more.
+    #[test]
+    fn weight_gradients_match_plain_loops_for_any_output_count() {
+        for (out, group, chunk1) in [
+            (50, 1, false),
+            (64, 1, true),
+            (18, 1, false),
+            (30, 1, false),
+            (80, 1, false),
+            (5, 1, true),
+            (36, 2, false),
+            (100, 2, true),
+        ] {
+            let (c, h, w, k, n) = (2 * group, 7, 6, 3, 3);
+            let mut o = op(c, h, w, out, k, 0, 1, group, n);
+            o.direct = false;
+            if chunk1 {
+                o.chunk = 1;
+            }
+            let (oh, ow) = (h - k + 1, w - k + 1);
+            let mut x = Blob::zeros(&[n, c, h, w]);
+            x.data
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = (i as f32 * 0.37).sin());
+            let mut y = Blob::zeros(&[n, out, oh, ow]);
+            o.forward(&[&x], &mut [&mut y], true);
+            y.diff
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = (i as f32 * 0.23).cos());
+            o.backward(&[&y], &mut [&mut x], &[false]);
+            let (cg, og) = (c / group, out / group);
+            for m in 0..out {
+                let gi = m / og;
+                let mut db = 0.0f32;
+                for b in 0..n {
+                    for p in 0..oh * ow {
+                        db += y.diff[(b * out + m) * oh * ow + p];
+                    }
+                }
+                let got = o.params[1].blob.diff[m];
+                assert!(
+                    (got - db).abs() < 1e-3,
+                    "out {out}: bias {m}: {got} vs {db}"
+                );
+                for ci in 0..cg {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let mut want = 0.0f32;
+                            for b in 0..n {
+                                for oy in 0..oh {
+                                    for ox in 0..ow {
+                                        let dy = y.diff[((b * out + m) * oh + oy) * ow + ox];
+                                        let xc = gi * cg + ci;
+                                        want +=
+                                            dy * x.data[((b * c + xc) * h + oy + ky) * w + ox + kx];
+                                    }
+                                }
+                            }
+                            let got = o.params[0].blob.diff[((m * cg + ci) * k + ky) * k + kx];
+                            assert!(
+                                (got - want).abs() < 1e-3 * want.abs().max(1.0),
+                                "out {out}, group {group}: dW[{m}][{ci}][{ky}][{kx}] {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn column_blocks_cover_the_vector_columns() {
+        let widths = |cols| col_blocks(cols).map(|(_, w)| w).collect::<Vec<_>>();
+        assert_eq!(widths(48), vec![48]);
+        assert_eq!(widths(64), vec![32, 32]);
+        assert_eq!(widths(80), vec![48, 32]);
+        assert_eq!(widths(16), vec![16]);
+        assert_eq!(widths(0), Vec::<usize>::new());
+        assert_eq!(widths(112), vec![48, 32, 32]);
+        assert_eq!(col_blocks(112).last(), Some((80, 32)));
     }
 
     /// The direct kernels (wide output rows) against the panel path: outputs, weight and
