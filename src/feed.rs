@@ -78,6 +78,12 @@ impl Preprocess {
         self.output_chw().iter().product()
     }
 
+    /// Whether [`Preprocess::apply`] draws random numbers when training (random crops or
+    /// mirroring); without them, images can be prepared in any order on any thread.
+    pub fn draws_random(&self) -> bool {
+        self.crop_size > 0 || self.mirror
+    }
+
     /// Writes one image (`C×H×W` u8) into `out`. Training crops at random and mirrors at
     /// random when asked; otherwise the crop is centred and nothing is mirrored.
     pub fn apply(&self, img: &[u8], out: &mut [f32], train: bool, rng: &mut Rng) {
@@ -93,6 +99,32 @@ impl Preprocess {
             (0, 0)
         };
         let flip = train && self.mirror && rng.random::<bool>();
+        if (oh, ow) == (h, w) && !flip {
+            // The whole image as it lies: one pass a channel, in vectors.
+            let planes = out[..c * h * w].chunks_mut(h * w).zip(img.chunks(h * w));
+            for (ch, (out, img)) in planes.enumerate() {
+                let scale = self.scale;
+                match &self.mean_image {
+                    Some(m) => {
+                        let m = &m[ch * h * w..(ch + 1) * h * w];
+                        for ((o, &v), &m) in out.iter_mut().zip(img).zip(m) {
+                            *o = (v as f32 - m) * scale;
+                        }
+                    }
+                    None => {
+                        let mv = match self.mean_values.len() {
+                            0 => 0.0,
+                            1 => self.mean_values[0],
+                            _ => self.mean_values[ch],
+                        };
+                        for (o, &v) in out.iter_mut().zip(img) {
+                            *o = (v as f32 - mv) * scale;
+                        }
+                    }
+                }
+            }
+            return;
+        }
         for ch in 0..c {
             let mv = match self.mean_values.len() {
                 0 => 0.0,
@@ -223,6 +255,41 @@ mod tests {
         pre(2, false).apply(&img, &mut out, false, &mut rng);
         // The centre 2×2 of a 4×4 image: pixels 5, 6, 9, 10.
         assert_eq!(out, vec![1.5, 2.0, 3.5, 4.0]);
+    }
+
+    /// Whole images (no crop, no mirror) take a pass a channel: the same values as the
+    /// per-pixel formula, with a mean image, per-channel means, or none, on 3 channels.
+    #[test]
+    fn whole_images_take_the_per_pixel_values() {
+        let img: Vec<u8> = (0..48).map(|i| (i * 37 % 256) as u8).collect();
+        let mean: Vec<f32> = (0..48).map(|i| i as f32 * 0.5).collect();
+        let mut rng = Rng::seed_from_u64(0);
+        for (values, image) in [
+            (vec![], Some(mean.clone())),
+            (vec![1.0, 2.0, 3.0], None),
+            (vec![7.0], None),
+            (vec![], None),
+        ] {
+            let p = Preprocess {
+                channels: 3,
+                mean_values: values.clone(),
+                mean_image: image.clone(),
+                ..pre(0, false)
+            };
+            assert!(!p.draws_random());
+            let mut out = vec![f32::NAN; 48];
+            p.apply(&img, &mut out, true, &mut rng);
+            for (i, o) in out.iter().enumerate() {
+                let m = match (&image, values.len()) {
+                    (Some(m), _) => m[i],
+                    (None, 0) => 0.0,
+                    (None, 1) => values[0],
+                    (None, _) => values[i / 16],
+                };
+                assert_eq!(*o, (img[i] as f32 - m) * 0.5, "pixel {i}");
+            }
+        }
+        assert!(pre(3, false).draws_random() && pre(0, true).draws_random());
     }
 
     #[test]

@@ -846,6 +846,24 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                 .map(|k| order[(bi as usize * batch + k) % n])
                 .collect();
             match replicas.as_mut() {
+                // Each replica prepares its share on its own thread, unless random crops
+                // or mirrors draw from the one generator (in the batch's order, so that
+                // any thread count trains the same).
+                Some(r) if !pre.draws_random() => {
+                    let shares = r.shares.clone();
+                    r.run(|i, rnet| {
+                        let (at, len) = shares[i];
+                        let mut unused = Rng::seed_from_u64(0);
+                        fill(
+                            rnet,
+                            &data.train,
+                            &idx[at..at + len],
+                            &pre,
+                            true,
+                            &mut unused,
+                        );
+                    });
+                }
                 Some(r) => {
                     for (rnet, &(at, len)) in r.nets.iter_mut().zip(&r.shares) {
                         fill(rnet, &data.train, &idx[at..at + len], &pre, true, &mut aug);
