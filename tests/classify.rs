@@ -153,6 +153,20 @@ fn top5_is_ordered_and_probabilities_sum_to_one() {
         5,
         "{out}"
     );
+    // `--top 10`: ranks 1 to 10, right-aligned, the labels in one column.
+    let (code, out, err) = netc(&[s(&f.run_a), s(&f.images[0].0), "--top", "10"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with(char::is_numeric))
+        .collect();
+    assert_eq!(rows.len(), 10, "{out}");
+    assert!(
+        rows[0].starts_with("   1. ") && rows[9].starts_with("  10. "),
+        "{out}"
+    );
+    let label_at = |l: &str| l.find(". ").map(|i| i + 2);
+    assert!(rows.iter().all(|r| label_at(r) == Some(6)), "{out}");
 }
 
 #[test]
@@ -623,10 +637,17 @@ fn clear_errors_with_exit_codes() {
         err.contains("nope.png") && err.contains("does not exist"),
         "{err}"
     );
-    // Not a run folder; an epoch without a snapshot.
+    // Not a run folder; an image where the run goes; an epoch without a snapshot.
     let (code, _, err) = netc_flat(&[s(&dir), img]);
     assert_eq!(code, 2);
     assert!(err.contains("not a netc run folder"), "{err}");
+    let (code, _, err) = netc_flat(&[img, s(&f.images[1].0)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("val-00.png` is not a run: the first path names the run folder")
+            && err.contains("put the run first: netc classify runs/NAME"),
+        "{err}"
+    );
     let (code, _, err) = netc_flat(&[s(&f.run_a), img, "--epoch", "9"]);
     assert_eq!(code, 2);
     assert!(

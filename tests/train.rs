@@ -126,6 +126,50 @@ fn a_tiny_run_learns_and_writes_every_file() {
     }
 }
 
+/// A newest snapshot that no longer reads back (truncated) is passed over with a warning
+/// naming it: the run resumes from the one before, trains that epoch again to the same
+/// numbers, and writes its snapshot anew.
+#[test]
+fn resuming_passes_over_a_damaged_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_dataset(tmp.path());
+    let straight = train(&opts(&data, &tmp.path().join("a"), 2.0)).unwrap();
+    let c = tmp.path().join("c");
+    train(&opts(&data, &c, 2.0)).unwrap();
+    let newest = snapshot::list(&c).pop().unwrap().2;
+    let bytes = std::fs::read(&newest).unwrap();
+    std::fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, _, err) = netc(&["train", "--resume", c.to_str().unwrap(), "--epochs", "3"]);
+    assert_eq!(code, 0, "{err}");
+    let name = newest.file_name().unwrap().to_str().unwrap();
+    assert!(
+        err.contains("warning:")
+            && err.contains(name)
+            && err.contains("trying the snapshot before it"),
+        "{err}"
+    );
+    let records = netc::train::record::read_metrics(&c);
+    assert_eq!(records.len(), 3);
+    assert!(
+        (records[1].train_loss - straight.records[1].train_loss).abs() < 1e-9,
+        "epoch 2 again: {} vs {}",
+        records[1].train_loss,
+        straight.records[1].train_loss
+    );
+    assert!(
+        snapshot::load(&newest).is_ok(),
+        "epoch 2's snapshot written anew"
+    );
+    // With every snapshot damaged there is nothing to resume: exit 2, the files named.
+    for (_, _, p) in snapshot::list(&c) {
+        std::fs::write(&p, b"not a snapshot").unwrap();
+    }
+    let (code, _, err) = netc(&["train", "--resume", c.to_str().unwrap(), "--epochs", "4"]);
+    assert_eq!(code, 2, "{err}");
+    let err = flat(&err);
+    assert!(err.contains("reads back") && err.contains("rm -r"), "{err}");
+}
+
 #[test]
 fn resuming_carries_on_with_the_same_numbers() {
     let tmp = tempfile::tempdir().unwrap();
@@ -372,8 +416,14 @@ fn fine_tuning_copies_matching_blobs_and_refuses_a_snapshot_that_fits_nothing() 
         tuned.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
+    // ip1's bias fits but its weights do not (conv2 has 100 outputs): the layer keeps
+    // both of its own, as Caffe refuses a layer whose blobs differ.
     assert!(
-        err.contains("fine-tuning: copied 3 blobs (ip1.1, ip2.0, ip2.1)"),
+        err.contains("fine-tuning: copied 2 blobs (ip2.0, ip2.1)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("not copied: ip1.1: kept with the rest of layer ip1 (ip1.0 shape [500, 800] in the snapshot, [500, 1600] here)"),
         "{err}"
     );
     assert!(

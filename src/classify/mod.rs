@@ -79,6 +79,18 @@ pub fn resolve(
     }
     let (run, snap) = if path.is_dir() {
         (path.to_path_buf(), None)
+    } else if path.extension().is_none_or(|e| e != "safetensors") {
+        // An image (or anything else) where the run should be: the first path names it.
+        return Err(usage(
+            format!(
+                "`{}` is not a run: the first path names the run folder (or a snapshot file) to classify with",
+                path.display()
+            ),
+            Some(format!(
+                "put the run first: netc classify runs/NAME {}",
+                path.display()
+            )),
+        ));
     } else {
         if epoch.is_some() {
             return Err(usage(

@@ -231,9 +231,11 @@ pub fn render(r: &Report, from_list: bool) -> String {
         ));
         for img in &r.images {
             s.push_str(&format!("\n{}\n", img.path));
+            // Ranks right-aligned, so that `--top 10` and more keep the columns.
+            let rw = img.predictions[0].len().max(1).to_string().len();
             for (k, p) in img.predictions[0].iter().enumerate() {
                 s.push_str(&format!(
-                    "  {}. {:<16} {:>8}\n",
+                    "  {:>rw$}. {:<16} {:>8}\n",
                     k + 1,
                     p.label,
                     pct(p.probability)

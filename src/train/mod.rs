@@ -605,7 +605,7 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     if let Some(r) = &resume_dir {
         _lock = Some(RunLock::take(r)?);
         let snaps = snapshot::list(r);
-        let Some((_, _, newest)) = snaps.last() else {
+        if snaps.is_empty() {
             return Err(usage(
                 format!("{} has no snapshot to resume from", r.display()),
                 Some(format!(
@@ -613,8 +613,46 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                     r.display()
                 )),
             ));
+        }
+        // The newest snapshot that reads back whole (weights and solver state); one that
+        // does not (a damaged disk, a file edited by hand) is passed over with a warning,
+        // and training writes that epoch's snapshot again.
+        let mut loaded = None;
+        let mut damaged = Vec::new();
+        for (_, _, p) in snaps.iter().rev() {
+            match snapshot::load(p).and_then(|w| {
+                snapshot::load_state(p, &mut SolverState::new(net.params().map(|(_, _, q)| q)))
+                    .map(|_| w)
+            }) {
+                Ok(w) => {
+                    loaded = Some((p.clone(), w));
+                    break;
+                }
+                Err(e) => {
+                    // (The error names the file.)
+                    eprintln!("warning: {e}; trying the snapshot before it");
+                    damaged.push(p.clone());
+                }
+            }
+        }
+        let Some((newest, w)) = loaded else {
+            return Err(usage(
+                format!(
+                    "no snapshot of {} reads back: {}",
+                    r.display(),
+                    damaged
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Some(format!(
+                    "the run holds no usable weights: remove it (rm -r {}) and start the run again",
+                    r.display()
+                )),
+            ));
         };
-        let w = snapshot::load(newest)?;
+        let newest = &newest;
         let rep = snapshot::apply(&w, &mut net);
         if !rep.skipped.is_empty() {
             return Err(usage(
@@ -708,7 +746,7 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                         why.join("; "),
                         if rep.skipped.len() > why.len() { "; ..." } else { "" }
                     ),
-                    Some("blobs are copied to layers of the same name and shape: rename the layers to keep, or train without --weights".into()),
+                    Some("a layer is copied when the snapshot has a layer of its name with blobs of the same shapes: rename the layers to keep, or train without --weights".into()),
                 ));
             }
             if !opts.quiet {

@@ -120,21 +120,50 @@ pub struct CopyReport {
     pub skipped: Vec<(String, String)>,
 }
 
-/// Copies blobs whose names and shapes match into `net`.
+/// Copies into `net` the layers whose blobs all have a blob of the same name and shape in
+/// the snapshot; a layer with one blob missing or of another shape keeps all its own (a
+/// bias copied without its weights would pair with weights it was not trained with).
 pub fn apply(w: &Weights, net: &mut Net) -> CopyReport {
     let mut r = CopyReport::default();
+    let mut layers: Vec<(String, Vec<(String, &mut crate::engine::Param)>)> = Vec::new();
     for (l, i, p) in net.params_mut() {
         let key = format!("{l}.{i}");
-        match w.tensors.get(&key) {
-            Some((shape, data)) if *shape == p.blob.shape => {
-                p.blob.data.copy_from_slice(data);
+        match layers.last_mut() {
+            Some((name, blobs)) if name == l => blobs.push((key, p)),
+            _ => layers.push((l.to_string(), vec![(key, p)])),
+        }
+    }
+    for (layer, blobs) in layers {
+        let why = |key: &str, p: &crate::engine::Param| match w.tensors.get(key) {
+            Some((shape, _)) if *shape == p.blob.shape => None,
+            Some((shape, _)) => Some(format!(
+                "shape {:?} in the snapshot, {:?} here",
+                shape, p.blob.shape
+            )),
+            None => Some("not in the snapshot".to_string()),
+        };
+        let bad: Vec<(String, String)> = blobs
+            .iter()
+            .filter_map(|(k, p)| why(k, p).map(|w| (k.clone(), w)))
+            .collect();
+        if bad.is_empty() {
+            for (key, p) in blobs {
+                if let Some((_, data)) = w.tensors.get(&key) {
+                    p.blob.data.copy_from_slice(data);
+                }
                 r.copied.push(key);
             }
-            Some((shape, _)) => r.skipped.push((
-                key,
-                format!("shape {:?} in the snapshot, {:?} here", shape, p.blob.shape),
-            )),
-            None => r.skipped.push((key, "not in the snapshot".into())),
+            continue;
+        }
+        for (key, _) in &blobs {
+            let reason = match bad.iter().find(|(k, _)| k == key) {
+                Some((_, w)) => w.clone(),
+                None => format!(
+                    "kept with the rest of layer {layer} ({} {})",
+                    bad[0].0, bad[0].1
+                ),
+            };
+            r.skipped.push((key.clone(), reason));
         }
     }
     r
