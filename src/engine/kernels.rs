@@ -847,6 +847,15 @@ mod tests {
         }
     }
 
+    /// Σ over panels p < np and their columns t < NR of `f(p, t)`: the plain loop the
+    /// accumulating kernels are checked against.
+    fn panel_sum(np: usize, f: impl Fn(usize, usize) -> f32) -> f32 {
+        (0..np)
+            .flat_map(|p| (0..NR).map(move |t| (p, t)))
+            .map(|(p, t)| f(p, t))
+            .sum()
+    }
+
     #[test]
     fn panel_outer_acc_matches_a_triple_loop() {
         for isa in isas() {
@@ -862,12 +871,10 @@ mod tests {
                     panel_outer_acc(isa, (m, width), np, &a, pa, &b, pb, ldb, &mut c, ldc);
                     for i in 0..m {
                         for j in 0..width {
-                            let mut want = 0.5f32;
-                            for p in 0..np {
-                                for t in 0..NR {
-                                    want += a[p * pa + i * NR + t] * b[p * pb + t * ldb + j];
-                                }
-                            }
+                            let want = 0.5
+                                + panel_sum(np, |p, t| {
+                                    a[p * pa + i * NR + t] * b[p * pb + t * ldb + j]
+                                });
                             let got = c[i * ldc + j];
                             assert!(
                                 (got - want).abs() < 1e-3,
@@ -894,12 +901,8 @@ mod tests {
                 panel_dot_acc(isa, (m, r), np, &a, pa, &d, pd, &mut c, ldc);
                 for i in 0..m {
                     for o in 0..r {
-                        let mut want = 0.25f32;
-                        for p in 0..np {
-                            for t in 0..NR {
-                                want += a[p * pa + i * NR + t] * d[p * pd + o * NR + t];
-                            }
-                        }
+                        let want = 0.25
+                            + panel_sum(np, |p, t| a[p * pa + i * NR + t] * d[p * pd + o * NR + t]);
                         let got = c[i * ldc + o];
                         assert!(
                             (got - want).abs() < 1e-3,

@@ -780,6 +780,16 @@ mod tests {
         )
     }
 
+    /// An input blob of `shape` with values that differ from one position to the next.
+    fn input(shape: &[usize]) -> Blob {
+        let mut x = Blob::zeros(shape);
+        x.data
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = (i as f32 * 0.37).sin());
+        x
+    }
+
     #[test]
     fn forward_matches_direct_convolution() {
         let mut o = op(2, 5, 4, 3, 3, 1, 2, 1, 2);
@@ -867,11 +877,7 @@ mod tests {
                 o.chunk = 1;
             }
             let (oh, ow) = (h - k + 1, w - k + 1);
-            let mut x = Blob::zeros(&[n, c, h, w]);
-            x.data
-                .iter_mut()
-                .enumerate()
-                .for_each(|(i, v)| *v = (i as f32 * 0.37).sin());
+            let mut x = input(&[n, c, h, w]);
             let mut y = Blob::zeros(&[n, out, oh, ow]);
             o.forward(&[&x], &mut [&mut y], true);
             y.diff
@@ -951,11 +957,7 @@ mod tests {
             let mut panels = op(c, h, w, out, k, 0, 1, 1, n);
             panels.direct = false;
             let (oh, ow) = (h - k + 1, w - k + 1);
-            let mut x = Blob::zeros(&[n, c, h, w]);
-            x.data
-                .iter_mut()
-                .enumerate()
-                .for_each(|(i, v)| *v = (i as f32 * 0.37).sin());
+            let mut x = input(&[n, c, h, w]);
             let mut y1 = Blob::zeros(&[n, out, oh, ow]);
             let mut y2 = Blob::zeros(&[n, out, oh, ow]);
             direct.forward(&[&x], &mut [&mut y1], true);
