@@ -465,6 +465,26 @@ fn two_runs_side_by_side() {
     }
     assert_eq!(r.accuracy.len(), 2);
     assert_eq!(r.accuracy[1].model, "run-b");
+    // A run beside its own snapshot file, and the same run twice: columns of their own.
+    let snap = netc::train::snapshot::list(&f.run_a).pop().unwrap();
+    let (code, out, err) = netc(&[
+        s(&f.run_a),
+        s(&snap.2),
+        s(&f.run_a),
+        "--list",
+        s(&list_file),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let header = out.lines().next().unwrap();
+    let snap_name = format!("run-a@e{}", snap.0);
+    assert!(
+        header.contains(&snap_name) && header.contains("run-a#2"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("confusion matrix of {snap_name}")),
+        "{out}"
+    );
 }
 
 #[test]

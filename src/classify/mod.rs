@@ -258,9 +258,11 @@ impl Model {
             |n| n.to_string_lossy().to_string(),
         );
         let info = ModelInfo {
-            name: match epoch {
-                Some(e) => format!("{name}@e{e}"),
-                None => name,
+            // A snapshot file named instead of its run gets its epoch too, so that a run
+            // and one of its own snapshots side by side have columns of their own.
+            name: match (epoch, path.is_file(), ep) {
+                (Some(e), _, _) | (None, true, Some(e)) => format!("{name}@e{e}"),
+                _ => name,
             },
             run: run.display().to_string(),
             snapshot: snap.display().to_string(),

@@ -149,6 +149,19 @@ pub fn run(a: Args) -> CmdResult {
             Ok(m)
         })
         .collect::<miette::Result<Vec<_>>>()?;
+    // Two models of one name (the same run twice, or runs of one name in other folders)
+    // are told apart in the table's columns: name, name#2, ...
+    for i in 1..models.len() {
+        let base = models[i].info.name.clone();
+        let mut k = 2;
+        while models[..i]
+            .iter()
+            .any(|m| m.info.name == models[i].info.name)
+        {
+            models[i].info.name = format!("{base}#{k}");
+            k += 1;
+        }
+    }
     for m in &models[1..] {
         if m.labels != models[0].labels {
             eprintln!(
