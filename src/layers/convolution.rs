@@ -938,8 +938,9 @@ mod tests {
     }
 
     /// The direct kernels (wide output rows) against the panel path: outputs, weight and
-    /// bias gradients, for output rows of 24 (16 + 8 columns), 18 (16 + 2), 16, and 40
-    /// (two pieces), kernels of 5 and 7 taps a row (taps in blocks of 5), odd output counts.
+    /// bias gradients, for output rows of 24 (16 + 8 columns; in pairs, three vectors),
+    /// 18 (pairs, and an odd last row), 21, 16, and 40 (two pieces), kernels of 5 and 7
+    /// taps a row (taps in blocks of 5), odd output counts.
     #[test]
     fn direct_kernels_match_the_panels() {
         if Isa::detect() != Isa::Avx512 {
@@ -951,6 +952,7 @@ mod tests {
             (2, 9, 22, 13, 5, 2),
             (1, 20, 20, 3, 5, 2),
             (3, 8, 46, 5, 7, 2),
+            (1, 12, 25, 7, 5, 2),
         ] {
             let mut direct = op(c, h, w, out, k, 0, 1, 1, n);
             assert!(direct.direct, "{c}×{h}×{w} k {k}");
