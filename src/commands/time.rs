@@ -188,7 +188,10 @@ pub fn run(a: Args) -> CmdResult {
             r.nets.len(),
             r.shares.first().map_or(0, |s| s.1)
         ),
-        None => println!("one net on {} threads", rayon::current_num_threads()),
+        None => match rayon::current_num_threads() {
+            1 => println!("one net on 1 thread"),
+            n => println!("one net on {n} threads"),
+        },
     }
     println!("forward {f:.3} ms, backward {b:.3} ms, update {u:.3} ms, total {total:.3} ms per iteration (batch {batch})");
     println!(
