@@ -234,6 +234,50 @@ pub fn did_you_mean<'a>(
 /// names and `inf`/`nan` in float fields to floats. Returns every problem found.
 pub fn check(src: &Source, root: &mut Message, ty: &str) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
+    if ty == "NetParameter" {
+        // A solver file where a net belongs: one error saying so, not one per field.
+        let solver_only = [
+            "net",
+            "train_net",
+            "base_lr",
+            "lr_policy",
+            "max_iter",
+            "solver_mode",
+        ];
+        if let Some(f) = root
+            .fields
+            .iter()
+            .find(|f| solver_only.contains(&f.name.as_str()))
+        {
+            let net = root
+                .fields
+                .iter()
+                .find(|f| f.name == "net" || f.name == "train_net")
+                .and_then(|f| f.value.as_str().map(String::from));
+            let help = match net {
+                Some(n) => format!(
+                    "train the net it names with this solver: netc train {n} --solver {}",
+                    src.path.display()
+                ),
+                None => format!(
+                    "give the net's spec first: netc train NET --solver {}",
+                    src.path.display()
+                ),
+            };
+            diags.push(err(
+                src,
+                "netc::solver_given_as_net",
+                format!(
+                    "`{}` is a solver file (it sets `{}`), not a net",
+                    src.path.display(),
+                    f.name
+                ),
+                vec![(f.name_span.clone(), "a solver's field".into())],
+                Some(help),
+            ));
+            return diags;
+        }
+    }
     if let Some(def) = caffe().message(ty) {
         check_message(src, root, def, &mut diags);
     }

@@ -925,6 +925,19 @@ fn cli_create_show_export() {
     let mean = image::open(shown.join("mean.png")).unwrap();
     assert_eq!((mean.width(), mean.height()), (3, 4));
     assert!(shown.join("samples-val.png").is_file());
+    // Pictures already there are not replaced without --force.
+    std::fs::write(shown.join("mean.png"), b"mine").unwrap();
+    let (code, _, err) = netc(&["data", "show", s(&ds), "--out", s(&shown)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("already has mean.png, samples-train.png"),
+        "{err}"
+    );
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(shown.join("mean.png")).unwrap(), b"mine");
+    let (code, _, err) = netc(&["data", "show", s(&ds), "--out", s(&shown), "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(image::open(shown.join("mean.png")).is_ok());
 
     let exported = dir.path().join("exported");
     let (code, out, err) = netc(&["data", "export", s(&ds), "--out", s(&exported)]);

@@ -278,6 +278,63 @@ fn cli_errors_name_the_problem() {
     let (code, _, err) = netc(&["train", "--resume", tmp.path().to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("not a netc run folder"), "{err}");
+    // LeNet copied elsewhere: its dataset, relative to the spec, is not there.
+    let copy = tmp.path().join("copy.net");
+    std::fs::copy(&spec, &copy).unwrap();
+    let (code, _, err) = netc(&["train", copy.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    let err = flat(&err);
+    assert!(
+        err.contains(r#"it is the data_param.source "data/mnist-small" of layer "train-data" at"#),
+        "{err}"
+    );
+    assert!(err.contains("copy.net:18:24"), "{err}");
+    assert!(err.contains("pass --data DATASET"), "{err}");
+    // A solver where the net belongs.
+    let solver = tmp.path().join("s.prototxt");
+    std::fs::write(
+        &solver,
+        "net: \"lenet_train_test.prototxt\"\nbase_lr: 0.01\n",
+    )
+    .unwrap();
+    let (code, _, err) = netc(&["train", solver.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    let err = flat(&err);
+    assert!(
+        err.contains("is a solver file (it sets `net`), not a net"),
+        "{err}"
+    );
+    assert!(
+        err.contains("netc train lenet_train_test.prototxt --solver"),
+        "{err}"
+    );
+}
+
+/// Without a solver file beside the spec, train says it runs on netc's defaults.
+#[test]
+fn training_without_a_solver_file_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_dataset(tmp.path());
+    let copy = tmp.path().join("copy.net");
+    std::fs::copy(crate_root().join("specs/lenet.net"), &copy).unwrap();
+    let run = tmp.path().join("run");
+    let (code, _, err) = netc(&[
+        "train",
+        copy.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "solver: netc's defaults (SGD, base_lr 0.01, momentum 0, no weight decay, fixed rate)"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -582,6 +639,20 @@ fn a_run_folder_in_use_is_refused() {
     let out = resume(1.0).expect("a stale lock is taken over");
     assert_eq!(out.records.last().unwrap().epoch, 1);
     assert!(!run.join(".lock").exists());
+    // The id of a process that is not netc (the system gave a dead netc's id to another
+    // program): stale too.
+    if std::path::Path::new("/proc/self/comm").exists() {
+        let mut other = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        std::fs::write(run.join(".lock"), other.id().to_string()).unwrap();
+        let out = resume(2.0);
+        let _ = other.kill();
+        let _ = other.wait();
+        let out = out.expect("a lock naming another program is taken over");
+        assert_eq!(out.records.last().unwrap().epoch, 2);
+    }
 }
 
 #[test]

@@ -104,6 +104,9 @@ pub struct ShowArgs {
     /// Sample images per class in the grids.
     #[arg(long, default_value_t = 10)]
     pub samples: usize,
+    /// Replace mean.png and samples-*.png where the folder already has them.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The largest side `--size` takes: 16384 pixels (a 16384×16384 RGB image is already 768
@@ -263,6 +266,17 @@ fn run_show(a: ShowArgs) -> CmdResult {
     }
     print_summary(&ds);
     let out = a.out.unwrap_or_else(|| default_show_dir(&a.dataset));
+    let there: Vec<String> = ["mean.png", "samples-train.png", "samples-val.png"]
+        .into_iter()
+        .filter(|f| out.join(f).exists())
+        .map(String::from)
+        .collect();
+    if !there.is_empty() && !a.force {
+        return Err(usage(
+            format!("`{}` already has {}", out.display(), there.join(", ")),
+            Some("choose another --out, or add --force to replace them".into()),
+        ));
+    }
     std::fs::create_dir_all(&out).map_err(|e| data::io_err("create", &out, e))?;
     let mean = ds
         .mean

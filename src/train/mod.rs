@@ -117,7 +117,25 @@ pub fn dataset_path(
             )
         })?;
     let dir = spec_path.parent().unwrap_or(Path::new("."));
-    Ok(dir.join(source))
+    let path = dir.join(source);
+    if !path.exists() {
+        let at = layer
+            .msg
+            .msg("data_param")
+            .map(|d| crate::layers::span_of(d, "source").start)
+            .unwrap_or(layer.msg.span.start);
+        let (line, col) = crate::front::line_col(&spec.source.text, at);
+        return Err(usage(
+            format!(
+                "dataset `{}` does not exist: it is the data_param.source \"{source}\" of layer \"{}\" at {}:{line}:{col}, read from the spec's folder",
+                path.display(),
+                layer.name,
+                spec_path.display()
+            ),
+            Some("pass --data DATASET (a folder made by `netc data create`, MNIST's IDX files or class folders), or correct the source in the spec".into()),
+        ));
+    }
+    Ok(path)
 }
 
 /// `.lock` in a run folder while a `netc train` writes it, holding its process id: a
@@ -142,9 +160,8 @@ impl RunLock {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let pid = std::fs::read_to_string(&path).unwrap_or_default();
                     let pid = pid.trim();
-                    let alive = !pid.is_empty()
-                        && pid.bytes().all(|b| b.is_ascii_digit())
-                        && Path::new("/proc").join(pid).exists();
+                    let alive =
+                        !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && is_netc(pid);
                     if alive {
                         return Err(usage(
                             format!(
@@ -166,6 +183,22 @@ impl RunLock {
             format!("cannot lock {}", run_dir.display()),
             Some("remove its .lock file if no netc is training it".into()),
         ))
+    }
+}
+
+/// Whether process `pid` runs and is a netc: the same program name as this one (a lock
+/// left by a netc that was killed can name a process id the system gave to another
+/// program since).
+fn is_netc(pid: &str) -> bool {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        // No /proc to ask: trust the lock.
+        return true;
+    }
+    let comm = |p: &Path| std::fs::read_to_string(p.join("comm")).ok();
+    match (comm(&proc.join(pid)), comm(&proc.join("self"))) {
+        (Some(theirs), Some(ours)) => theirs == ours,
+        _ => false,
     }
 }
 
@@ -522,14 +555,14 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     let (mut net, train_ir) = build_net_ir(&spec, &NetState::train(), &ctx, &mut rng, "TRAIN")?;
     let Some(feed) = net.feeds.first().cloned() else {
         return Err(usage(
-            "the TRAIN net has no data layer".to_string(),
+            format!("{}: the TRAIN net has no data layer", spec_path.display()),
             Some("add a Data layer with include { phase: TRAIN }".into()),
         ));
     };
     if net.losses.is_empty() {
         return Err(usage(
-            "the TRAIN net has no loss layer".to_string(),
-            Some("add a SoftmaxWithLoss layer".into()),
+            format!("{}: the TRAIN net has no loss layer", spec_path.display()),
+            Some("add a SoftmaxWithLoss layer (a deploy spec, which ends in Softmax, only classifies)".into()),
         ));
     }
     check_outputs(&net, &data)?;
@@ -813,8 +846,13 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
             info.parameters,
             run_dir.display()
         );
-        if let Some(p) = &solver_path {
-            eprintln!("solver: {}", p.display());
+        match &solver_path {
+            Some(p) => eprintln!("solver: {}", p.display()),
+            None if opts.resume.is_none() => eprintln!(
+                "solver: netc's defaults (SGD, base_lr {}, momentum 0, no weight decay, fixed rate): no <spec>.solver.yaml or solver.yaml beside the spec; --solver FILE names one",
+                cfg.base_lr
+            ),
+            None => {}
         }
         if let candle_core::Device::Cuda(_) = &candle_device {
             eprintln!("device: {device} (candle's CUDA backend)");
