@@ -573,6 +573,35 @@ fn a_run_that_could_not_classify_or_a_changed_dataset_is_refused() {
         std::fs::read_to_string(run.join("metrics.csv")).unwrap(),
         before
     );
+    // The same counts, one label changed: refused too.
+    ds.train = extra;
+    ds.train.labels[5] = (ds.train.labels[5] + 1) % 10;
+    write(&ds, &data, Encoding::Raw, true).expect("rewrite");
+    let err = flat(&format!(
+        "{:?}",
+        train(&TrainOptions {
+            resume: Some(run.clone()),
+            epochs: Some(1.0),
+            quiet: true,
+            ..TrainOptions::default()
+        })
+        .expect_err("refused")
+    ));
+    assert!(
+        err.contains("changed since the run started: the same counts, but other pixels or labels (fingerprint crc32:"),
+        "{err}"
+    );
+    // Put back as it was, the run resumes.
+    ds.train.labels[5] = (ds.train.labels[5] + 9) % 10;
+    write(&ds, &data, Encoding::Raw, true).expect("rewrite");
+    let out = train(&TrainOptions {
+        resume: Some(run.clone()),
+        epochs: Some(1.0),
+        quiet: true,
+        ..TrainOptions::default()
+    })
+    .expect("the same dataset resumes");
+    assert_eq!(out.records.last().unwrap().epoch, 1);
     // --resume takes the run's batch size, learning rate and seed.
     for flag in [["--batch-size", "32"], ["--lr", "0.1"], ["--seed", "3"]] {
         let (code, _, err) = netc(&["train", "--resume", run.to_str().unwrap(), flag[0], flag[1]]);

@@ -447,6 +447,10 @@ pub struct RunInfo {
     pub val_images: usize,
     pub classes: usize,
     pub parameters: usize,
+    /// [`crate::data::Dataset::digest`] of the dataset as the run started (absent in runs
+    /// of netc 0.1 before it was recorded: their resume compares counts only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_digest: Option<String>,
 }
 
 /// Trains as `opts` says; returns the run folder and its records.
@@ -524,6 +528,16 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                     "the dataset {} changed since the run started: {} train, {} val images and {} classes then, {} train, {} val images and {} classes now",
                     data_path.display(),
                     then.0, then.1, then.2, now.0, now.1, now.2
+                ),
+                Some("resume with the dataset the run started with, or start a new run on this one (--weights from the old run keeps what it learned)".into()),
+            ));
+        }
+        let digest = info.dataset_digest.as_ref().map(|d| (d, data.digest()));
+        if let Some((then, now)) = digest.as_ref().filter(|(t, n)| *t != n) {
+            return Err(usage(
+                format!(
+                    "the dataset {} changed since the run started: the same counts, but other pixels or labels (fingerprint {then} then, {now} now)",
+                    data_path.display(),
                 ),
                 Some("resume with the dataset the run started with, or start a new run on this one (--weights from the old run keeps what it learned)".into()),
             ));
@@ -822,6 +836,10 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         val_images: data.val.as_ref().map_or(0, |v| v.len()),
         classes: data.num_classes(),
         parameters: net.param_count(),
+        dataset_digest: match &old_info {
+            Some(i) => i.dataset_digest.clone(),
+            None => Some(data.digest()),
+        },
     };
     snapshot::write_atomic(
         &run_dir.join("run.yaml"),
