@@ -487,6 +487,80 @@ fn two_runs_side_by_side() {
     );
 }
 
+/// Models with other classes: the list's labels are the first model's class numbers, the
+/// second model is scored by class name, and an image of a class it lacks is not scored
+/// for it (nor is any image dropped for the first).
+#[test]
+fn models_with_other_classes_are_scored_by_class_name() {
+    let f = fixture();
+    let dir = scratch("other-classes");
+    let lines: Vec<String> = f
+        .images
+        .iter()
+        .map(|(p, l)| format!("{} {l}", s(p)))
+        .collect();
+    let list_file = dir.join("all.txt");
+    std::fs::write(&list_file, lines.join("\n")).unwrap();
+    // run-b's classes in reverse order, and "3" renamed.
+    let run_c = dir.join("run-c");
+    std::fs::create_dir_all(&run_c).unwrap();
+    for e in std::fs::read_dir(&f.run_b).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_file() {
+            std::fs::copy(e.path(), run_c.join(e.file_name())).unwrap();
+        }
+    }
+    let names: Vec<String> = (0..10)
+        .rev()
+        .map(|i| {
+            if i == 3 {
+                "three".into()
+            } else {
+                i.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(run_c.join("labels.txt"), names.join("\n") + "\n").unwrap();
+    let (code, out, err) = netc(&[s(&f.run_a), s(&run_c), "--list", s(&list_file)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("images of 3 are not scored for run-c"),
+        "{err}"
+    );
+    let entries = list::read(&list_file, None, None).unwrap();
+    let mut a_alone = Model::open(&f.run_a, None, 4).unwrap();
+    let alone = classify::classify_all(std::slice::from_mut(&mut a_alone), &entries, 1);
+    let mut both = vec![
+        Model::open(&f.run_a, None, 4).unwrap(),
+        Model::open(&run_c, None, 4).unwrap(),
+    ];
+    let r = classify::classify_all(&mut both, &entries, 1);
+    assert_eq!(r.skipped.len(), 0);
+    assert_eq!(r.accuracy[0].images, 40);
+    assert_eq!(r.accuracy[0].top1, alone.accuracy[0].top1);
+    let threes = f.images.iter().filter(|(_, l)| *l == 3).count();
+    assert!(threes > 0);
+    assert_eq!(r.accuracy[1].images, 40 - threes);
+    // run-c is right where its best class's name is the truth's name.
+    let right = r
+        .images
+        .iter()
+        .filter(|i| i.truth_label.as_deref() != Some("3"))
+        .filter(|i| i.truth_label.as_ref() == Some(&i.predictions[1][0].label))
+        .count();
+    let want = 100.0 * right as f64 / (40 - threes) as f64;
+    assert!((r.accuracy[1].top1 - want).abs() < 1e-9);
+    // The table marks run-c's cells by name too.
+    for img in &r.images {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(&img.path))
+            .unwrap_or_else(|| panic!("{out}"));
+        let ok = img.truth_label.as_ref() == Some(&img.predictions[1][0].label);
+        assert_eq!(row.ends_with('✓'), ok, "{row}");
+    }
+}
+
 #[test]
 fn stats_write_every_listed_file_and_histograms_count_every_value() {
     let f = fixture();

@@ -561,14 +561,15 @@ pub fn accuracy(model: &str, labels: &[String], truth: &[usize], probs: &[&[f32]
 /// Entries decoded per round: enough to keep every thread busy, few enough to hold.
 const CHUNK: usize = 512;
 
-/// Classifies every entry with every model (the models should share their labels), `top`
-/// predictions per image, and scores each model where entries have labels. Files that are
-/// missing or cannot be decoded, and labels beyond a model's classes, are reported in
-/// `skipped` with their line.
+/// Classifies every entry with every model, `top` predictions per image, and scores each
+/// model where entries have labels. A list's labels are indices into the first model's
+/// classes; the other models are scored by class name (a model without that class is not
+/// scored on that image). Files that are missing or cannot be decoded, and labels beyond the
+/// first model's classes, are reported in `skipped` with their line.
 pub fn classify_all(models: &mut [Model], entries: &[Entry], top: usize) -> Report {
     let mut images = Vec::new();
     let mut skipped = Vec::new();
-    let classes = models.iter().map(|m| m.labels.len()).min().unwrap_or(0);
+    let classes = models.first().map_or(0, |m| m.labels.len());
     for chunk in entries.chunks(CHUNK) {
         let decoded: Vec<_> = chunk
             .par_iter()
@@ -629,15 +630,19 @@ pub fn classify_all(models: &mut [Model], entries: &[Entry], top: usize) -> Repo
     let accuracy = if labelled.is_empty() {
         Vec::new()
     } else {
-        let truth: Vec<usize> = labelled.iter().filter_map(|r| r.truth).collect();
         models
             .iter()
             .enumerate()
             .map(|(k, m)| {
-                let probs: Vec<&[f32]> = labelled
+                // The first model's class name, as this model numbers it.
+                let (truth, probs): (Vec<usize>, Vec<&[f32]>) = labelled
                     .iter()
-                    .map(|r| r.probabilities[k].as_slice())
-                    .collect();
+                    .filter_map(|r| {
+                        let name = r.truth_label.as_ref()?;
+                        let t = m.labels.iter().position(|l| l == name)?;
+                        Some((t, r.probabilities[k].as_slice()))
+                    })
+                    .unzip();
                 accuracy(&m.info.name, &m.labels, &truth, &probs)
             })
             .collect()

@@ -164,9 +164,24 @@ pub fn run(a: Args) -> CmdResult {
     }
     for m in &models[1..] {
         if m.labels != models[0].labels {
+            let missing: Vec<&str> = models[0]
+                .labels
+                .iter()
+                .filter(|l| !m.labels.contains(l))
+                .map(String::as_str)
+                .collect();
+            let scored = if missing.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; images of {} are not scored for {}",
+                    missing.join(", "),
+                    m.info.name
+                )
+            };
             eprintln!(
-                "warning: {} and {} have different labels; labels in the list are read as {}'s",
-                models[0].info.name, m.info.name, models[0].info.name
+                "note: {} and {} have different classes: the list's labels are {}'s class numbers, and {} is scored by class name{scored}",
+                models[0].info.name, m.info.name, models[0].info.name, m.info.name
             );
         }
     }
@@ -312,10 +327,11 @@ pub fn render(r: &Report, from_list: bool) -> String {
             ));
             for p in &img.predictions {
                 let cell = p.first().map_or("-".into(), |p| {
-                    let mark = match img.truth {
-                        Some(t) if t == p.index => " ✓",
-                        Some(_) => " ✗",
-                        None => "",
+                    // By class name: models with other classes number them otherwise.
+                    let mark = match (&img.truth, &img.truth_label) {
+                        (Some(_), Some(t)) if *t == p.label => " ✓",
+                        (Some(_), _) => " ✗",
+                        (None, _) => "",
                     };
                     format!("{} {}{mark}", p.label, pct(p.probability))
                 });
