@@ -561,6 +561,35 @@ fn models_with_other_classes_are_scored_by_class_name() {
     }
 }
 
+/// A snapshot written mid-epoch (at Ctrl-C) is named by its iteration, and a run's
+/// epochs are listed once each.
+#[test]
+fn a_mid_epoch_snapshot_is_named_by_its_iteration() {
+    let f = fixture();
+    let dir = scratch("mid-epoch");
+    let run = dir.join("int");
+    std::fs::create_dir_all(&run).unwrap();
+    for e in std::fs::read_dir(&f.run_a).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), run.join(e.file_name())).unwrap();
+    }
+    let (ep, it, end) = netc::train::snapshot::list(&run).pop().unwrap();
+    let mid = run.join(format!("snapshot-e{ep:03}-i{:07}.safetensors", it - 5));
+    std::fs::copy(&end, &mid).unwrap();
+    let (code, out, err) = netc(&[s(&run), s(&mid), s(&end), s(&f.images[0].0)]);
+    assert_eq!(code, 0, "{err}");
+    let header = out.lines().next().unwrap();
+    assert!(header.contains(&format!("int@i{}", it - 5)), "{out}");
+    assert!(header.contains(&format!("int@e{ep}")), "{out}");
+    assert!(!header.contains('#'), "{out}");
+    let (code, _, err) = netc(&[s(&run), "--epoch", "7", s(&f.images[0].0)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("its snapshots are of epochs {ep}\n")),
+        "{err}"
+    );
+}
+
 #[test]
 fn stats_write_every_listed_file_and_histograms_count_every_value() {
     let f = fixture();

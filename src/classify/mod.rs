@@ -137,7 +137,10 @@ pub fn resolve(
     match pick {
         Some((ep, _, p)) => Ok((run, p.clone(), Some(*ep))),
         None => {
-            let have: Vec<String> = snaps.iter().map(|(ep, _, _)| ep.to_string()).collect();
+            let mut have: Vec<String> = snaps.iter().map(|(ep, _, _)| ep.to_string()).collect();
+            // A snapshot written mid-epoch (at Ctrl-C) shares its epoch with the one at
+            // the epoch's end.
+            have.dedup();
             Err(usage(
                 format!(
                     "the run folder `{}` has no snapshot of epoch {}",
@@ -257,11 +260,20 @@ impl Model {
             || run.display().to_string(),
             |n| n.to_string_lossy().to_string(),
         );
+        // A snapshot written mid-epoch (at Ctrl-C): another of its epoch comes later.
+        let snaps = snapshot::list(&run);
+        let mid_epoch = snaps
+            .iter()
+            .find(|(_, _, p)| *p == snap)
+            .filter(|&&(e, it, _)| snaps.iter().any(|&(e2, it2, _)| e2 == e && it2 > it))
+            .map(|&(_, it, _)| it);
         let info = ModelInfo {
-            // A snapshot file named instead of its run gets its epoch too, so that a run
-            // and one of its own snapshots side by side have columns of their own.
-            name: match (epoch, path.is_file(), ep) {
-                (Some(e), _, _) | (None, true, Some(e)) => format!("{name}@e{e}"),
+            // A snapshot file named instead of its run gets its epoch too (its iteration
+            // when it was written mid-epoch), so that a run and one of its own snapshots
+            // side by side have columns of their own.
+            name: match (epoch, path.is_file(), ep, mid_epoch) {
+                (None, true, _, Some(it)) => format!("{name}@i{it}"),
+                (Some(e), _, _, _) | (None, true, Some(e), _) => format!("{name}@e{e}"),
                 _ => name,
             },
             run: run.display().to_string(),
