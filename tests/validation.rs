@@ -266,3 +266,30 @@ fn a_layer_listing_a_top_twice() {
         assert_eq!(dup[0].labels.len(), 2);
     }
 }
+
+/// `examples/broken.net`, the README's `netc check` example: LeNet with three typos gives
+/// the four errors the README shows (the misspelt num_output leaves conv2 without one).
+#[test]
+fn the_readmes_broken_lenet_gives_its_four_errors() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/broken.net");
+    let src = Source {
+        path: path.clone(),
+        text: std::fs::read_to_string(&path).unwrap().into(),
+    };
+    let diags = check_source(&src, &ShapeArgs::default()).diagnostics;
+    let errors: Vec<String> = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| d.message.clone())
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "unknown field `num_ouput` in ConvolutionParameter",
+            "unknown layer type `Poolling` (layer `pool1`)",
+            "layer `conv2` (Convolution): convolution_param needs num_output",
+            "bottom `ipl` of layer `ip2` is not produced by any earlier layer in the TRAIN and TEST phases",
+        ]
+    );
+    assert_eq!(diags.len(), 4, "no warnings either");
+}
