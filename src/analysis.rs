@@ -203,7 +203,7 @@ pub struct ShapeArgs {
     #[arg(long, value_name = "C,H,W", value_parser = parse_chw)]
     pub input: Option<[usize; 3]>,
     /// Number of classes (an InnerProduct without num_output takes it).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub classes: Option<usize>,
 }
 

@@ -118,3 +118,19 @@ fn known_nets_match_published_figures() {
         assert_eq!((got_p, got_m), (params, macs), "{file}\n{text}");
     }
 }
+
+/// `--classes 0` would give an output layer of no outputs: refused by the flag's parser.
+#[test]
+fn zero_classes_is_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(["summary", "specs/lenet.net", "--classes", "0"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("netc runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid value '0' for '--classes <N>'"),
+        "{err}"
+    );
+}

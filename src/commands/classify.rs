@@ -136,7 +136,13 @@ pub fn run(a: Args) -> CmdResult {
         return Err(usage(
             match &a.list {
                 Some(l) => format!("the list `{}` names no image", l.display()),
-                None => "no image to classify".to_string(),
+                None => format!(
+                    "no image to classify: the paths given are folders, read as runs ({})",
+                    runs.iter()
+                        .map(|r| format!("`{}`", r.display()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             },
             Some("give image files after the run folder, or --list FILE".into()),
         ));
