@@ -236,7 +236,7 @@ impl Model {
                     snap.display(),
                     what.join("; ")
                 ),
-                &format!("the run's spec.net or labels.txt ({} classes now) was changed after training, or the snapshot comes from another run; use the snapshot, spec.net and labels.txt of one run", labels.len()),
+                format!("the run's spec.net or labels.txt ({} classes now) was changed after training, or the snapshot comes from another run; use the snapshot, spec.net and labels.txt of one run", labels.len()),
             ));
         }
         let (output, output_is_probability) = output_blob(&net).ok_or_else(|| {
