@@ -80,8 +80,8 @@ impl Dataset {
     }
 
     /// A fingerprint of what training reads: the class names, the image size, and the
-    /// train and val splits' pixels and labels (CRC-32, `crc32:` and 8 hex digits; about
-    /// 10 ms for the full MNIST). A resumed run compares it with the one it started with.
+    /// train and val splits' pixels and labels (CRC-32: `crc32:` and 8 hex digits). A
+    /// resumed run compares it with the one it started with.
     pub fn digest(&self) -> String {
         let mut h = crc32fast::Hasher::new();
         for l in &self.labels {
