@@ -329,6 +329,11 @@ pub fn to_svg(d: &Drawing, rankdir: RankDir) -> String {
         RankDir::Tb | RankDir::Bt => Orientation::TopToBottom,
         RankDir::Lr | RankDir::Rl => Orientation::LeftToRight,
     };
+    if d.nodes.is_empty() {
+        // layout-rs cannot sort an empty graph.
+        return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"0\" height=\"0\"></svg>\n"
+            .into();
+    }
     let mut vg = VisualGraph::new(dir);
     let handles: Vec<_> = d
         .nodes

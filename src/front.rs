@@ -38,14 +38,17 @@ pub fn read_source(path: &Path) -> miette::Result<Source> {
 }
 
 /// Parses, schema-checks and upgrades a net spec. Returns `None` only when the text cannot
-/// be turned into layers (a syntax error); schema errors and upgrade warnings come in the
-/// diagnostics alongside a net.
+/// be turned into layers (a syntax error, or a solver file where the net belongs); schema
+/// errors and upgrade warnings come in the diagnostics alongside a net.
 pub fn load_net(src: &Source) -> (Option<NetSpec>, Vec<Diagnostic>) {
     let (root, mut diags) = syntax::parse(src);
     let Some(mut root) = root else {
         return (None, diags);
     };
     diags.extend(schema::check(src, &mut root, schema::NET));
+    if diags.iter().any(|d| d.code == schema::SOLVER_GIVEN_AS_NET) {
+        return (None, diags);
+    }
     let (upgraded, up_diags) = upgrade::upgrade_net(src, &root);
     diags.extend(up_diags);
     let layers = upgraded
@@ -73,6 +76,9 @@ pub fn load_solver(src: &Source) -> (Option<Message>, Vec<Diagnostic>) {
         return (None, diags);
     };
     diags.extend(schema::check(src, &mut root, schema::SOLVER));
+    if diags.iter().any(|d| d.code == schema::NET_GIVEN_AS_SOLVER) {
+        return (None, diags);
+    }
     diags.extend(upgrade::upgrade_solver(src, &mut root));
     (Some(root), diags)
 }

@@ -232,8 +232,35 @@ pub fn did_you_mean<'a>(
 
 /// Checks `root` against message type `ty`, rewriting enum values given by number to their
 /// names and `inf`/`nan` in float fields to floats. Returns every problem found.
+/// The code of the one error a solver file checked as a net gives.
+pub const SOLVER_GIVEN_AS_NET: &str = "netc::solver_given_as_net";
+/// The code of the one error a net checked as a solver gives.
+pub const NET_GIVEN_AS_SOLVER: &str = "netc::net_given_as_solver";
+
 pub fn check(src: &Source, root: &mut Message, ty: &str) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
+    if ty == "SolverParameter" {
+        // A net where the solver belongs (`--solver` given the spec).
+        let net_only = ["layer", "layers", "input", "input_shape", "input_dim"];
+        if let Some(f) = root
+            .fields
+            .iter()
+            .find(|f| net_only.contains(&f.name.as_str()))
+        {
+            diags.push(err(
+                src,
+                NET_GIVEN_AS_SOLVER,
+                format!(
+                    "`{}` is a net (it has `{}`), not a solver",
+                    src.path.display(),
+                    f.name
+                ),
+                vec![(f.name_span.clone(), "a net's field".into())],
+                Some("--solver takes a solver file (a YAML file like specs/lenet.solver.yaml, or a Caffe solver.prototxt with base_lr, lr_policy, ...)".into()),
+            ));
+            return diags;
+        }
+    }
     if ty == "NetParameter" {
         // A solver file where a net belongs: one error saying so, not one per field.
         let solver_only = [
@@ -256,7 +283,7 @@ pub fn check(src: &Source, root: &mut Message, ty: &str) -> Vec<Diagnostic> {
                 .and_then(|f| f.value.as_str().map(String::from));
             let help = match net {
                 Some(n) => format!(
-                    "train the net it names with this solver: netc train {n} --solver {}",
+                    "train the net it names with this solver: netc train NET --solver {} (it names `{n}`, a path Caffe reads from its own root folder)",
                     src.path.display()
                 ),
                 None => format!(
@@ -266,7 +293,7 @@ pub fn check(src: &Source, root: &mut Message, ty: &str) -> Vec<Diagnostic> {
             };
             diags.push(err(
                 src,
-                "netc::solver_given_as_net",
+                SOLVER_GIVEN_AS_NET,
                 format!(
                     "`{}` is a solver file (it sets `{}`), not a net",
                     src.path.display(),

@@ -305,7 +305,24 @@ fn cli_errors_name_the_problem() {
         "{err}"
     );
     assert!(
-        err.contains("netc train lenet_train_test.prototxt --solver"),
+        err.contains("it names `lenet_train_test.prototxt`"),
+        "{err}"
+    );
+    // summary says the same, with no empty table.
+    let (code, out, err) = netc(&["summary", solver.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "");
+    assert!(flat(&err).contains("is a solver file"), "{err}");
+    // And the reverse: the net where the solver belongs.
+    let (code, _, err) = netc(&[
+        "train",
+        spec.to_str().unwrap(),
+        "--solver",
+        spec.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        flat(&err).contains("is a net (it has `layer`), not a solver"),
         "{err}"
     );
 }

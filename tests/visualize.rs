@@ -248,3 +248,36 @@ fn a_name_too_long_for_graphviz_is_reported_not_fatal() {
     assert!(err.contains("rejected the drawing"), "{err}");
     assert!(!tmp.path().join("long.png").exists());
 }
+
+/// Nothing to draw is an error, not a panic: a net without layers, and a solver file
+/// given as the net (one error saying so), each exit 1 whatever the output format.
+#[test]
+fn a_solver_or_an_empty_net_is_refused_not_drawn() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.net");
+    std::fs::write(&empty, "name: \"empty\"\n").unwrap();
+    let solver = dir.path().join("solver.prototxt");
+    std::fs::write(&solver, "net: \"train_val.prototxt\"\nbase_lr: 0.01\n").unwrap();
+    for (spec, want) in [
+        (&empty, "has no layers"),
+        (&solver, "is a solver file (it sets `net`), not a net"),
+    ] {
+        for out in ["x.svg", "x.dot"] {
+            let out = dir.path().join(out);
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_netc"))
+                .arg("visualize")
+                .arg(spec)
+                .arg("-o")
+                .arg(&out)
+                .env("NO_COLOR", "1")
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&o.stderr).replace('│', " ");
+            let err = err.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(o.status.code(), Some(1), "{err}");
+            assert!(err.contains(want), "{err}");
+            assert!(!err.contains("panicked"), "{err}");
+            assert!(!out.exists());
+        }
+    }
+}

@@ -128,6 +128,13 @@ pub fn run(args: Args) -> CmdResult {
     }
     let refs: Vec<(&'static str, &ir::NetIr)> = irs.iter().map(|(p, n)| (*p, n)).collect();
     let drawing = dot::drawing(&spec, &refs);
+    if drawing.nodes.is_empty() {
+        return Err(miette::miette!(
+            help = "a net's layers are `layer { name: ... type: ... }` blocks; `netc check` says what the file holds",
+            "nothing to draw: {} has no layers",
+            args.spec.display()
+        ));
+    }
     let dot_text = dot::to_dot(&drawing, args.rankdir);
     let Some(out) = &args.output else {
         print!("{dot_text}");
