@@ -559,6 +559,19 @@ fn models_with_other_classes_are_scored_by_class_name() {
         let ok = img.truth_label.as_ref() == Some(&img.predictions[1][0].label);
         assert_eq!(row.ends_with('✓'), ok, "{row}");
     }
+    // No class name in common: nothing to score, and the table says so.
+    let letters: Vec<String> = ('a'..='j').map(String::from).collect();
+    std::fs::write(run_c.join("labels.txt"), letters.join("\n") + "\n").unwrap();
+    let (code, out, err) = netc(&[s(&f.run_a), s(&run_c), "--list", s(&list_file)]);
+    assert_eq!(code, 0, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("run-c "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>(),
+        ["run-c", "0", "-", "-"]
+    );
 }
 
 /// A snapshot written mid-epoch (at Ctrl-C) is named by its iteration, and a run's
@@ -588,6 +601,11 @@ fn a_mid_epoch_snapshot_is_named_by_its_iteration() {
         err.contains(&format!("its snapshots are of epochs {ep}\n")),
         "{err}"
     );
+    // The mid-epoch one alone, picked by --epoch: still named by its iteration.
+    std::fs::remove_file(&end).unwrap();
+    let (code, out, err) = netc(&[s(&run), "--epoch", &ep.to_string(), s(&f.images[0].0)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("int@i{}", it - 5)), "{out}");
 }
 
 #[test]

@@ -625,6 +625,14 @@ fn a_run_that_could_not_classify_or_a_changed_dataset_is_refused() {
         assert_eq!(code, 2, "{err}");
         assert!(err.contains("cannot be used with"), "{err}");
     }
+    // The dataset gone: the run's recorded one is named.
+    std::fs::remove_dir_all(&data).unwrap();
+    let (code, _, err) = netc(&["train", "--resume", run.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        flat(&err).contains("(run.yaml's dataset), does not exist any more"),
+        "{err}"
+    );
 }
 
 /// Miette's wrapped lines joined again.

@@ -260,19 +260,28 @@ impl Model {
             || run.display().to_string(),
             |n| n.to_string_lossy().to_string(),
         );
-        // A snapshot written mid-epoch (at Ctrl-C): another of its epoch comes later.
+        // A snapshot written mid-epoch (at Ctrl-C): short of its epoch's last iteration
+        // (run.yaml's iterations per epoch), or, without run.yaml, another of its epoch
+        // comes later.
         let snaps = snapshot::list(&run);
+        let plan: Option<(u64, u64)> = std::fs::read_to_string(run.join("run.yaml"))
+            .ok()
+            .and_then(|t| serde_yaml::from_str::<crate::train::RunInfo>(&t).ok())
+            .map(|i| (i.iterations_per_epoch, i.max_iter));
         let mid_epoch = snaps
             .iter()
             .find(|(_, _, p)| *p == snap)
-            .filter(|&&(e, it, _)| snaps.iter().any(|&(e2, it2, _)| e2 == e && it2 > it))
+            .filter(|&&(e, it, _)| match plan {
+                Some((ipe, max_iter)) => it < e as u64 * ipe && it != max_iter,
+                None => snaps.iter().any(|&(e2, it2, _)| e2 == e && it2 > it),
+            })
             .map(|&(_, it, _)| it);
         let info = ModelInfo {
             // A snapshot file named instead of its run gets its epoch too (its iteration
             // when it was written mid-epoch), so that a run and one of its own snapshots
             // side by side have columns of their own.
             name: match (epoch, path.is_file(), ep, mid_epoch) {
-                (None, true, _, Some(it)) => format!("{name}@i{it}"),
+                (Some(_), _, _, Some(it)) | (None, true, _, Some(it)) => format!("{name}@i{it}"),
                 (Some(e), _, _, _) | (None, true, Some(e), _) => format!("{name}@e{e}"),
                 _ => name,
             },

@@ -371,6 +371,14 @@ pub fn render(r: &Report, from_list: bool) -> String {
             "model", "images", "top-1", "top-5"
         ));
         for a in &r.accuracy {
+            if a.images == 0 {
+                // No labelled image of a class this model has: nothing to score.
+                s.push_str(&format!(
+                    "{:<w$}  {:>7}  {:>8}  {:>8}\n",
+                    a.model, 0, "-", "-"
+                ));
+                continue;
+            }
             s.push_str(&format!(
                 "{:<w$}  {:>7}  {:>7.2}%  {:>7.2}%\n",
                 a.model, a.images, a.top1, a.top5

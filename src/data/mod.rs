@@ -215,6 +215,8 @@ pub fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> miette::Rep
         "choose a folder you may write to"
     } else if msg.contains("Is a directory") || msg.contains("Not a directory") {
         "check that the path names a file, in a folder that exists"
+    } else if msg.contains("File exists") {
+        "a file has that name: give a folder that is not a file (another --out)"
     } else if reading {
         "check that the path exists and is readable"
     } else {

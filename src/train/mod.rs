@@ -511,7 +511,19 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         None => None,
     };
     let data_path = match &old_info {
-        Some(info) => PathBuf::from(&info.dataset),
+        Some(info) => {
+            let p = PathBuf::from(&info.dataset);
+            if !p.exists() {
+                return Err(usage(
+                    format!(
+                        "the dataset this run was trained on, `{}` (run.yaml's dataset), does not exist any more",
+                        p.display()
+                    ),
+                    Some("put it back where it was to resume, or start a new run on another dataset with --weights from this one".into()),
+                ));
+            }
+            p
+        }
         None => dataset_path(&spec, &spec_path, opts.data.as_deref())?,
     };
     let data = crate::data::open(&data_path)?;
@@ -740,8 +752,9 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
             // Nothing left to train: say so, and leave the run folder as it is.
             if !opts.quiet {
                 let done = fmt_epochs(state.iter as f64 / ipe as f64);
+                let plural = if done == "1" { "" } else { "s" };
                 println!(
-                    "{} has already trained {} iterations ({done} epochs of {ipe}), as many as its solver asks for ({max_iter}); nothing to resume. To train further, give --epochs above {done}.",
+                    "{} has already trained {} iterations ({done} epoch{plural} of {ipe}), as many as its solver asks for ({max_iter}); nothing to resume. To train further, give --epochs above {done}.",
                     r.display(),
                     state.iter,
                 );
