@@ -889,6 +889,21 @@ fn cli_create_show_export() {
     );
     assert_eq!(total_line(&out), vec!["total", "36", "6"], "{out}");
     assert!(out.contains("augmentation: invert"), "{out}");
+    // --max-per-class 0 would keep nothing: refused by the flag's parser.
+    let (code, _, err) = netc(&[
+        "data",
+        "create",
+        s(&src),
+        "--out",
+        s(&dir.path().join("none")),
+        "--max-per-class",
+        "0",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("invalid value '0' for '--max-per-class"),
+        "{err}"
+    );
     // Not overwritten without --force: exit 2, and the message says what to do.
     let (code, _, err) = netc(&["data", "create", s(&src), "--out", s(&ds), "--size", "4x3"]);
     assert_eq!(code, 2, "{err}");

@@ -54,7 +54,7 @@ pub struct CreateArgs {
     #[arg(long, default_value_t = 2)]
     pub min_per_class: usize,
     /// Keep at most this many training images per class.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_per_class: Option<usize>,
     /// Keep this fraction of every class (stratified, seeded), e.g. 0.1667.
     #[arg(long)]
