@@ -574,6 +574,24 @@ fn models_with_other_classes_are_scored_by_class_name() {
     );
 }
 
+/// A run file netc wrote, damaged: the error names it and says what to do.
+#[test]
+fn a_damaged_preprocess_file_is_named() {
+    let f = fixture();
+    let dir = scratch("damaged-pre");
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    for e in std::fs::read_dir(&f.run_a).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), run.join(e.file_name())).unwrap();
+    }
+    std::fs::write(run.join("preprocess.yaml"), "garbage: [\n").unwrap();
+    let (code, _, err) = netc_flat(&[s(&run), s(&f.images[0].0)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("preprocess.yaml is not valid"), "{err}");
+    assert!(err.contains("put back the one it wrote"), "{err}");
+}
+
 /// A snapshot written mid-epoch (at Ctrl-C) is named by its iteration, and a run's
 /// epochs are listed once each.
 #[test]

@@ -1201,8 +1201,12 @@ fn write_run_files(
 
 pub fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> miette::Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| crate::data::io_err("read", path, e))?;
-    serde_yaml::from_str(&text)
-        .map_err(|e| usage(format!("{} is not valid: {e}", path.display()), None))
+    serde_yaml::from_str(&text).map_err(|e| {
+        usage(
+            format!("{} is not valid: {e}", path.display()),
+            Some("netc writes this file when it trains: put back the one it wrote (or train the run again)".into()),
+        )
+    })
 }
 
 /// A snapshot file, or a run folder's newest snapshot.
