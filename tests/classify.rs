@@ -503,13 +503,7 @@ fn models_with_other_classes_are_scored_by_class_name() {
     std::fs::write(&list_file, lines.join("\n")).unwrap();
     // run-b's classes in reverse order, and "3" renamed.
     let run_c = dir.join("run-c");
-    std::fs::create_dir_all(&run_c).unwrap();
-    for e in std::fs::read_dir(&f.run_b).unwrap() {
-        let e = e.unwrap();
-        if e.path().is_file() {
-            std::fs::copy(e.path(), run_c.join(e.file_name())).unwrap();
-        }
-    }
+    copy_dir(&f.run_b, &run_c, |_| true);
     let names: Vec<String> = (0..10)
         .rev()
         .map(|i| {
@@ -580,11 +574,7 @@ fn a_damaged_preprocess_file_is_named() {
     let f = fixture();
     let dir = scratch("damaged-pre");
     let run = dir.join("run");
-    std::fs::create_dir_all(&run).unwrap();
-    for e in std::fs::read_dir(&f.run_a).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), run.join(e.file_name())).unwrap();
-    }
+    copy_dir(&f.run_a, &run, |_| true);
     std::fs::write(run.join("preprocess.yaml"), "garbage: [\n").unwrap();
     let (code, _, err) = netc_flat(&[s(&run), s(&f.images[0].0)]);
     assert_eq!(code, 2, "{err}");
@@ -599,11 +589,7 @@ fn a_mid_epoch_snapshot_is_named_by_its_iteration() {
     let f = fixture();
     let dir = scratch("mid-epoch");
     let run = dir.join("int");
-    std::fs::create_dir_all(&run).unwrap();
-    for e in std::fs::read_dir(&f.run_a).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), run.join(e.file_name())).unwrap();
-    }
+    copy_dir(&f.run_a, &run, |_| true);
     let (ep, it, end) = netc::train::snapshot::list(&run).pop().unwrap();
     let mid = run.join(format!("snapshot-e{ep:03}-i{:07}.safetensors", it - 5));
     std::fs::copy(&end, &mid).unwrap();

@@ -572,16 +572,15 @@ fn a_run_that_could_not_classify_or_a_changed_dataset_is_refused() {
     assert_eq!(ds.train.pixels.len(), ds.train.len() * per);
     write(&ds, &data, Encoding::Raw, true).expect("rewrite");
     let before = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    let err = flat(&format!(
-        "{:?}",
+    let resume = || {
         train(&TrainOptions {
             resume: Some(run.clone()),
             epochs: Some(1.0),
             quiet: true,
             ..TrainOptions::default()
         })
-        .expect_err("refused")
-    ));
+    };
+    let err = flat(&format!("{:?}", resume().expect_err("refused")));
     assert!(
         err.contains("changed since the run started: 640 train, 200 val images and 10 classes then, 1280 train"),
         "{err}"
@@ -594,16 +593,7 @@ fn a_run_that_could_not_classify_or_a_changed_dataset_is_refused() {
     ds.train = extra;
     ds.train.labels[5] = (ds.train.labels[5] + 1) % 10;
     write(&ds, &data, Encoding::Raw, true).expect("rewrite");
-    let err = flat(&format!(
-        "{:?}",
-        train(&TrainOptions {
-            resume: Some(run.clone()),
-            epochs: Some(1.0),
-            quiet: true,
-            ..TrainOptions::default()
-        })
-        .expect_err("refused")
-    ));
+    let err = flat(&format!("{:?}", resume().expect_err("refused")));
     assert!(
         err.contains("changed since the run started: the same counts, but other pixels or labels (fingerprint crc32:"),
         "{err}"
@@ -611,13 +601,7 @@ fn a_run_that_could_not_classify_or_a_changed_dataset_is_refused() {
     // Put back as it was, the run resumes.
     ds.train.labels[5] = (ds.train.labels[5] + 9) % 10;
     write(&ds, &data, Encoding::Raw, true).expect("rewrite");
-    let out = train(&TrainOptions {
-        resume: Some(run.clone()),
-        epochs: Some(1.0),
-        quiet: true,
-        ..TrainOptions::default()
-    })
-    .expect("the same dataset resumes");
+    let out = resume().expect("the same dataset resumes");
     assert_eq!(out.records.last().unwrap().epoch, 1);
     // --resume takes the run's batch size, learning rate and seed.
     for flag in [["--batch-size", "32"], ["--lr", "0.1"], ["--seed", "3"]] {
