@@ -996,6 +996,38 @@ fn cli_bad_input_exits() {
     ]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("bad.jpg"), "{err}");
+    // From a list file, the unreadable image's line is named too.
+    let list = dir.path().join("list.txt");
+    let mut lines: Vec<String> = std::fs::read_dir(src.join("only"))
+        .unwrap()
+        .map(|e| format!("{} 0", e.unwrap().path().display()))
+        .collect();
+    lines.push(String::new());
+    lines.push(format!(
+        "{} 1",
+        src.join("second").join("bad.jpg").display()
+    ));
+    for e in std::fs::read_dir(src.join("second")).unwrap() {
+        let p = e.unwrap().path();
+        if !p.ends_with("bad.jpg") {
+            lines.push(format!("{} 1", p.display()));
+        }
+    }
+    std::fs::write(&list, lines.join("\n")).unwrap();
+    let (code, _, err) = netc(&[
+        "data",
+        "create",
+        s(&list),
+        "--out",
+        s(&dir.path().join("ds3")),
+        "--size",
+        "4x6",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("bad.jpg (") && err.contains("list.txt:7)"),
+        "{err}"
+    );
     // Usage errors exit 2.
     let (code, _, err) = netc(&[
         "data",

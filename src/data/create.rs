@@ -103,6 +103,8 @@ struct Entry {
     item: Item,
     label: u32,
     source: String,
+    /// Where a list file names it (`list:LINE`), for the report of unreadable images.
+    at: Option<String>,
     /// `C×H×W`, filled in by [`decode_groups`].
     pixels: Vec<u8>,
 }
@@ -150,6 +152,7 @@ fn idx_entries(bufs: &mut Vec<Mem>, images: &Path, labels: &Path) -> miette::Res
             item: Item::Mem { buf, index },
             label: l as u32,
             source: format!("{name}#{index}"),
+            at: None,
             pixels: Vec::new(),
         })
         .collect())
@@ -174,6 +177,7 @@ fn dataset_pools(ds: &Dataset) -> Pools {
                     Some(s) if !s.is_empty() => s.clone(),
                     _ => format!("{name}#{index}"),
                 },
+                at: None,
                 pixels: Vec::new(),
             })
             .collect()
@@ -199,7 +203,8 @@ fn file_entries(
     listing
         .items
         .iter()
-        .map(|(p, l)| {
+        .enumerate()
+        .map(|(i, (p, l))| {
             let name = &listing.classes[*l as usize];
             let label = classes.iter().position(|c| c == name).ok_or_else(|| {
                 bad(
@@ -214,6 +219,10 @@ fn file_entries(
                 item: Item::File(p.clone()),
                 label: label as u32,
                 source: p.display().to_string(),
+                at: listing
+                    .lines
+                    .as_ref()
+                    .and_then(|(f, n)| Some(format!("{}:{}", f.display(), n.get(i)?))),
                 pixels: Vec::new(),
             })
         })
@@ -606,7 +615,10 @@ fn decode_groups(
                     e.pixels = px;
                     g.push(e);
                 }
-                Err(why) => failed.push((e.source, why)),
+                Err(why) => failed.push(match e.at {
+                    Some(at) => (format!("{} ({at})", e.source), why),
+                    None => (e.source, why),
+                }),
             }
         }
     }
@@ -728,6 +740,7 @@ mod tests {
             item: Item::File(PathBuf::new()),
             label,
             source: String::new(),
+            at: None,
             pixels: vec![],
         };
         let mut groups = vec![

@@ -18,6 +18,8 @@ pub const MAX_LIST_LABEL: u32 = 100_000;
 pub struct Listing {
     pub classes: Vec<String>,
     pub items: Vec<(PathBuf, u32)>,
+    /// For a list file: the file, and each item's line in it (1-based).
+    pub lines: Option<(PathBuf, Vec<usize>)>,
 }
 
 pub fn is_image(path: &Path) -> bool {
@@ -133,6 +135,7 @@ pub fn read_list(file: &Path, image_folder: Option<&Path>) -> miette::Result<Lis
         .map(Path::to_path_buf)
         .unwrap_or_else(|| file.parent().unwrap_or(Path::new(".")).to_path_buf());
     let mut items = Vec::new();
+    let mut lines = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -160,6 +163,7 @@ pub fn read_list(file: &Path, image_folder: Option<&Path>) -> miette::Result<Lis
             },
             label,
         ));
+        lines.push(n + 1);
     }
     let max = items.iter().map(|i| i.1).max().ok_or_else(|| {
         bad(
@@ -179,6 +183,7 @@ pub fn read_list(file: &Path, image_folder: Option<&Path>) -> miette::Result<Lis
     Ok(Listing {
         classes: (0..=max).map(|l| l.to_string()).collect(),
         items,
+        lines: Some((file.to_path_buf(), lines)),
     })
 }
 
