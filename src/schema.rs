@@ -237,73 +237,64 @@ pub const SOLVER_GIVEN_AS_NET: &str = "netc::solver_given_as_net";
 /// The code of the one error a net checked as a solver gives.
 pub const NET_GIVEN_AS_SOLVER: &str = "netc::net_given_as_solver";
 
+/// A file of the other kind where this one belongs (a solver given as the net, or a net
+/// given to `--solver`): one error saying so, not one per field.
+fn other_kind(src: &Source, root: &Message, ty: &str) -> Option<Diagnostic> {
+    let (fields, code, is, label, not): (&[&str], _, _, _, _) = match ty {
+        NET => (
+            &[
+                "net",
+                "train_net",
+                "base_lr",
+                "lr_policy",
+                "max_iter",
+                "solver_mode",
+            ],
+            SOLVER_GIVEN_AS_NET,
+            "a solver file (it sets",
+            "a solver's field",
+            "a net",
+        ),
+        SOLVER => (
+            &["layer", "layers", "input", "input_shape", "input_dim"],
+            NET_GIVEN_AS_SOLVER,
+            "a net (it has",
+            "a net's field",
+            "a solver",
+        ),
+        _ => return None,
+    };
+    let f = root
+        .fields
+        .iter()
+        .find(|f| fields.contains(&f.name.as_str()))?;
+    let path = src.path.display();
+    let named = root
+        .fields
+        .iter()
+        .find(|f| f.name == "net" || f.name == "train_net")
+        .and_then(|f| f.value.as_str());
+    let help = match (ty, named) {
+        (SOLVER, _) => "--solver takes a solver file (a YAML file like specs/lenet.solver.yaml, or a Caffe solver.prototxt with base_lr, lr_policy, ...)".to_string(),
+        (_, Some(n)) => format!(
+            "train the net it names with this solver: netc train NET --solver {path} (it names `{n}`, a path Caffe reads from its own root folder)"
+        ),
+        (_, None) => format!("give the net's spec first: netc train NET --solver {path}"),
+    };
+    Some(err(
+        src,
+        code,
+        format!("`{path}` is {is} `{}`), not {not}", f.name),
+        vec![(f.name_span.clone(), label.into())],
+        Some(help),
+    ))
+}
+
 pub fn check(src: &Source, root: &mut Message, ty: &str) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
-    if ty == "SolverParameter" {
-        // A net where the solver belongs (`--solver` given the spec).
-        let net_only = ["layer", "layers", "input", "input_shape", "input_dim"];
-        if let Some(f) = root
-            .fields
-            .iter()
-            .find(|f| net_only.contains(&f.name.as_str()))
-        {
-            diags.push(err(
-                src,
-                NET_GIVEN_AS_SOLVER,
-                format!(
-                    "`{}` is a net (it has `{}`), not a solver",
-                    src.path.display(),
-                    f.name
-                ),
-                vec![(f.name_span.clone(), "a net's field".into())],
-                Some("--solver takes a solver file (a YAML file like specs/lenet.solver.yaml, or a Caffe solver.prototxt with base_lr, lr_policy, ...)".into()),
-            ));
-            return diags;
-        }
-    }
-    if ty == "NetParameter" {
-        // A solver file where a net belongs: one error saying so, not one per field.
-        let solver_only = [
-            "net",
-            "train_net",
-            "base_lr",
-            "lr_policy",
-            "max_iter",
-            "solver_mode",
-        ];
-        if let Some(f) = root
-            .fields
-            .iter()
-            .find(|f| solver_only.contains(&f.name.as_str()))
-        {
-            let net = root
-                .fields
-                .iter()
-                .find(|f| f.name == "net" || f.name == "train_net")
-                .and_then(|f| f.value.as_str().map(String::from));
-            let help = match net {
-                Some(n) => format!(
-                    "train the net it names with this solver: netc train NET --solver {} (it names `{n}`, a path Caffe reads from its own root folder)",
-                    src.path.display()
-                ),
-                None => format!(
-                    "give the net's spec first: netc train NET --solver {}",
-                    src.path.display()
-                ),
-            };
-            diags.push(err(
-                src,
-                SOLVER_GIVEN_AS_NET,
-                format!(
-                    "`{}` is a solver file (it sets `{}`), not a net",
-                    src.path.display(),
-                    f.name
-                ),
-                vec![(f.name_span.clone(), "a solver's field".into())],
-                Some(help),
-            ));
-            return diags;
-        }
+    if let Some(d) = other_kind(src, root, ty) {
+        diags.push(d);
+        return diags;
     }
     if let Some(def) = caffe().message(ty) {
         check_message(src, root, def, &mut diags);
