@@ -268,7 +268,28 @@ pub fn apply_update<'a>(
     params: impl Iterator<Item = &'a mut Param>,
     rate: f64,
 ) {
-    let mut params: Vec<&mut Param> = params.collect();
+    let params = params.map(|p| (p, Vec::<()>::new()));
+    apply_update_with(cfg, state, params, rate, |_, _| {}, |_, _| {});
+}
+
+/// Values per chunk of the update: the `T`s of [`apply_update_with`] go one a chunk.
+pub const UPDATE_CHUNK: usize = 64 << 10;
+
+/// [`apply_update`] with work of the caller's on each chunk of [`UPDATE_CHUNK`] values in
+/// the same pass: a param comes with one `T` per chunk of its blob (or none), `before(t,
+/// g)` makes the chunk's gradient before the rule and `after(t, w)` takes its updated
+/// weights. With gradient clipping, whose norm needs every gradient first, each `before`
+/// runs ahead of the rest. Params that are not trained (lr_mult 0) are left alone, their
+/// `T`s dropped.
+pub fn apply_update_with<'a, T: Send>(
+    cfg: &SolverConfig,
+    state: &mut SolverState,
+    params: impl Iterator<Item = (&'a mut Param, Vec<T>)>,
+    rate: f64,
+    before: impl Fn(&mut T, &mut [f32]) + Sync,
+    after: impl Fn(T, &[f32]) + Sync,
+) {
+    let (mut params, mut extras): (Vec<&mut Param>, Vec<Vec<T>>) = params.unzip();
     let l1 = cfg.regularization_type == "L1";
     let decay_of = |p: &Param| {
         if p.lr_mult == 0.0 {
@@ -281,6 +302,11 @@ pub fn apply_update<'a>(
     // first, then scale.
     let clip = cfg.clip_gradients >= 0.0;
     if clip {
+        let mut early: Vec<(&mut [f32], &mut T)> = Vec::new();
+        for (p, ts) in params.iter_mut().zip(extras.iter_mut()) {
+            early.extend(p.blob.diff.chunks_mut(UPDATE_CHUNK).zip(ts.iter_mut()));
+        }
+        early.into_par_iter().for_each(|(g, t)| before(t, g));
         for p in params.iter_mut() {
             let decay = decay_of(p);
             if decay != 0.0 {
@@ -314,8 +340,9 @@ pub fn apply_update<'a>(
             / (1.0 - (cfg.momentum as f32 as f64).powi(t as i32))) as f32,
     };
     let mut tasks = Vec::new();
-    for ((p, h), h2) in params
+    for (((p, ts), h), h2) in params
         .into_iter()
+        .zip(extras)
         .zip(state.history.iter_mut())
         .zip(state.history2.iter_mut())
     {
@@ -325,23 +352,29 @@ pub fn apply_update<'a>(
         let lr = (rate * p.lr_mult as f64) as f32;
         let decay = if clip { 0.0 } else { decay_of(p) };
         let (w, g) = (&mut p.blob.data, &mut p.blob.diff);
+        let mut ts = ts.into_iter();
         for (((w, g), h), h2) in w
-            .chunks_mut(CHUNK)
-            .zip(g.chunks_mut(CHUNK))
-            .zip(h.chunks_mut(CHUNK))
-            .zip(h2.chunks_mut(CHUNK))
+            .chunks_mut(UPDATE_CHUNK)
+            .zip(g.chunks_mut(UPDATE_CHUNK))
+            .zip(h.chunks_mut(UPDATE_CHUNK))
+            .zip(h2.chunks_mut(UPDATE_CHUNK))
         {
-            tasks.push((w, g, h, h2, lr, decay));
+            tasks.push((w, g, h, h2, lr, decay, ts.next()));
         }
     }
     tasks
         .into_par_iter()
-        .for_each(|(w, g, h, h2, lr, decay)| rule.apply(w, g, h, h2, lr, decay));
+        .for_each(|(w, g, h, h2, lr, decay, mut t)| {
+            if let (false, Some(t)) = (clip, t.as_mut()) {
+                before(t, g);
+            }
+            rule.apply(w, g, h, h2, lr, decay);
+            if let Some(t) = t {
+                after(t, w);
+            }
+        });
     state.iter = t;
 }
-
-/// Values per task of the update (16 KiB an array).
-const CHUNK: usize = 64 << 10;
 
 /// `g += decay·w` (L2) or `g += decay·sign(w)` (L1).
 fn regularise(g: &mut [f32], w: &[f32], decay: f32, l1: bool) {

@@ -82,45 +82,24 @@ pub fn run(a: Args) -> CmdResult {
     let mut fwd = vec![Vec::with_capacity(iterations); steps];
     let mut bwd = vec![Vec::with_capacity(iterations); steps];
     let mut update = Vec::with_capacity(iterations);
-    let mut sync = Vec::with_capacity(iterations);
     // Whole iterations too: on a shared machine the median is steadier than the mean.
     let mut whole = Vec::with_capacity(iterations);
     for it in 0..iterations + 3 {
         let timed = it >= 3;
         let start = Instant::now();
         let (f, b) = match replicas.as_mut() {
-            Some(r) => {
-                let mut times = r.run(|_, net| timed_pass(net));
-                let t = Instant::now();
-                let losses: Vec<f32> = r.nets.iter().map(|n| n.loss()).collect();
-                r.combine(&losses);
-                if timed {
-                    sync.push(t.elapsed().as_secs_f64());
-                }
-                times.swap_remove(0)
-            }
+            Some(r) => r.run(|_, net| timed_pass(net)).swap_remove(0),
             None => timed_pass(&mut net),
         };
         let t = Instant::now();
-        let trained = match replicas.as_mut() {
-            Some(r) => r.first(),
-            None => &mut net,
-        };
-        apply_update(
-            &cfg,
-            &mut state,
-            trained.params_mut().map(|(_, _, p)| p),
-            cfg.base_lr * 1e-3,
-        );
+        let rate = cfg.base_lr * 1e-3;
+        match replicas.as_mut() {
+            // Summing the replicas' gradients, the update and copying the weights back.
+            Some(r) => r.update(&cfg, &mut state, rate),
+            None => apply_update(&cfg, &mut state, net.params_mut().map(|(_, _, p)| p), rate),
+        }
         if timed {
             update.push(t.elapsed().as_secs_f64());
-        }
-        if let Some(r) = replicas.as_mut() {
-            let t = Instant::now();
-            r.broadcast();
-            if let (true, Some(s)) = (timed, sync.last_mut()) {
-                *s += t.elapsed().as_secs_f64();
-            }
         }
         if timed {
             for (i, (f, b)) in f.into_iter().zip(b).enumerate() {
@@ -152,19 +131,18 @@ pub fn run(a: Args) -> CmdResult {
             backward_median_ms: med(&bwd[i]),
         })
         .collect();
-    let (f, b, u, sy) = (
+    let (f, b, u) = (
         fwd.iter().map(mean).sum::<f64>(),
         bwd.iter().map(mean).sum::<f64>(),
         mean(&update),
-        mean(&sync),
     );
-    let total = f + b + u + sy;
+    let total = f + b + u;
     let batch = net.batch();
     let ips = batch as f64 * 1000.0 / total.max(1e-9);
     if a.format == "json" {
         let out = serde_json::json!({
             "batch_size": batch, "iterations": iterations, "threads": rayon::current_num_threads(),
-            "layers": layers, "forward_ms": f, "backward_ms": b, "update_ms": u, "sync_ms": sy,
+            "layers": layers, "forward_ms": f, "backward_ms": b, "update_ms": u,
             "replicas": replicas.as_ref().map_or(1, |r| r.nets.len()), "total_ms": total,
             "images_per_second": ips, "median_ms": median, "fastest_ms": fastest,
             "median_images_per_second": batch as f64 * 1000.0 / median.max(1e-9),
@@ -184,7 +162,7 @@ pub fn run(a: Args) -> CmdResult {
     }
     match &replicas {
         Some(r) => println!(
-            "{} replicas of batch {} (times above: the first's), one a thread; summing their gradients and copying the weights back {sy:.3} ms",
+            "{} replicas of batch {} (times above: the first's), one a thread; the update sums their gradients and copies the weights back",
             r.nets.len(),
             r.shares.first().map_or(0, |s| s.1)
         ),

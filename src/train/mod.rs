@@ -952,13 +952,15 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
             let idx: Vec<usize> = (0..batch)
                 .map(|k| order[(bi as usize * batch + k) % n])
                 .collect();
-            match replicas.as_mut() {
-                // Each replica prepares its share on its own thread, unless random crops
-                // or mirrors draw from the one generator (in the batch's order, so that
-                // any thread count trains the same).
-                Some(r) if !pre.draws_random() => {
+            rate = cfg.learning_rate(state.iter, max_iter);
+            let loss = match (trainer.as_mut(), replicas.as_mut()) {
+                // Each replica prepares its share on its own thread, then runs forward and
+                // backward on it, unless random crops or mirrors draw from the one
+                // generator (in the batch's order, so that any thread count trains the
+                // same).
+                (None, Some(r)) if !pre.draws_random() => {
                     let shares = r.shares.clone();
-                    r.run(|i, rnet| {
+                    r.pass(|i, rnet| {
                         let (at, len) = shares[i];
                         let mut unused = Rng::seed_from_u64(0);
                         fill(
@@ -969,18 +971,20 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                             true,
                             &mut unused,
                         );
-                    });
+                    })
                 }
-                Some(r) => {
+                (None, Some(r)) => {
                     for (rnet, &(at, len)) in r.nets.iter_mut().zip(&r.shares) {
                         fill(rnet, &data.train, &idx[at..at + len], &pre, true, &mut aug);
                     }
+                    r.pass(|_, _| {})
                 }
-                None => fill(&mut net, &data.train, &idx, &pre, true, &mut aug),
-            }
-            rate = cfg.learning_rate(state.iter, max_iter);
-            let loss = match trainer.as_mut() {
-                Some(t) => {
+                (None, None) => {
+                    fill(&mut net, &data.train, &idx, &pre, true, &mut aug);
+                    net.forward(true)
+                }
+                (Some(t), _) => {
+                    fill(&mut net, &data.train, &idx, &pre, true, &mut aug);
                     let inputs: Vec<(usize, Vec<f32>)> = feed
                         .tops
                         .iter()
@@ -992,10 +996,6 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                     state.iter += 1;
                     l
                 }
-                None => match replicas.as_mut() {
-                    Some(r) => r.step(),
-                    None => net.forward(true),
-                },
             };
             if !loss.is_finite() {
                 return Err(miette::miette!(
@@ -1005,21 +1005,15 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
                 ));
             }
             if trainer.is_none() {
-                let trained = match replicas.as_mut() {
-                    Some(r) => r.first(),
+                match replicas.as_mut() {
+                    // Combining the replicas' gradients, the update and copying the
+                    // weights back, in one pass.
+                    Some(r) => r.update(&cfg, &mut state, rate),
                     None => {
                         net.backward();
-                        &mut net
+                        let params = net.params_mut().map(|(_, _, p)| p);
+                        apply_update(&cfg, &mut state, params, rate);
                     }
-                };
-                apply_update(
-                    &cfg,
-                    &mut state,
-                    trained.params_mut().map(|(_, _, p)| p),
-                    rate,
-                );
-                if let Some(r) = replicas.as_mut() {
-                    r.broadcast();
                 }
             }
             loss_sum += loss as f64;
