@@ -647,8 +647,8 @@ fn check_reads_yaml_solver_files() {
 }
 
 /// A run folder being trained is locked: a second `--resume` of it is refused (two of
-/// them overwrote each other's snapshots); a lock left by a process that is gone is taken
-/// over, and a finished run leaves no lock behind.
+/// them overwrote each other's snapshots); a `.lock` left by a process that is gone (it
+/// holds no lock) is taken over, and a finished run leaves no lock behind.
 #[test]
 fn a_run_folder_in_use_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
@@ -666,12 +666,18 @@ fn a_run_folder_in_use_is_refused() {
     };
     // This test's own process stands for a live netc.
     let me = std::process::id();
-    std::fs::write(run.join(".lock"), me.to_string()).unwrap();
+    let held = netc::train::RunLock::take(&run).expect("locks");
+    assert_eq!(
+        std::fs::read_to_string(run.join(".lock")).unwrap(),
+        me.to_string()
+    );
     let err = flat(&format!("{:?}", resume(1.0).expect_err("refused")));
     assert!(
         err.contains(&format!("is in use: netc process {me} is training it")),
         "{err}"
     );
+    drop(held);
+    assert!(!run.join(".lock").exists(), "the holder removes it");
     // No process has this id (above Linux's pid_max).
     std::fs::write(run.join(".lock"), "4999999999").unwrap();
     let out = resume(1.0).expect("a stale lock is taken over");
@@ -742,4 +748,53 @@ fn runs_started_in_the_same_second_get_their_own_folders() {
     let run = tmp.path().join("runs").join(&made[0]);
     assert!(run.join("metrics.csv").is_file());
     assert!(err.contains(&made[0]), "{err}");
+}
+
+/// Two new runs given the same --out at the same moment: exactly one trains, the other is
+/// refused (both used to pass the "not empty" check, and one's snapshots and metrics were
+/// overwritten by the other's while both reported success).
+#[test]
+fn two_runs_into_one_folder_at_once_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_dataset(tmp.path());
+    for round in 0..3 {
+        let run = tmp.path().join(format!("run{round}"));
+        let start = |seed: &str| {
+            Command::new(env!("CARGO_BIN_EXE_netc"))
+                .args([
+                    "train",
+                    crate_root().join("specs/lenet.net").to_str().unwrap(),
+                ])
+                .args([
+                    "--data",
+                    data.to_str().unwrap(),
+                    "--out",
+                    run.to_str().unwrap(),
+                ])
+                .args(["--epochs", "0.5", "--seed", seed])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (start("1"), start("2"));
+        let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+        let codes: Vec<Option<i32>> = outs.iter().map(|o| o.status.code()).collect();
+        let errs: Vec<String> = outs
+            .iter()
+            .map(|o| flat(&String::from_utf8_lossy(&o.stderr)))
+            .collect();
+        assert_eq!(
+            codes.iter().filter(|&&c| c == Some(0)).count(),
+            1,
+            "round {round}: {codes:?} {errs:?}"
+        );
+        let refused = &errs[codes.iter().position(|&c| c != Some(0)).unwrap()];
+        assert!(
+            refused.contains("is in use") || refused.contains("already exists and is not empty"),
+            "round {round}: {refused}"
+        );
+        assert_eq!(read_metrics(&run).len(), 1, "round {round}");
+        assert!(!run.join(".lock").exists());
+    }
 }

@@ -138,73 +138,103 @@ pub fn dataset_path(
     Ok(path)
 }
 
-/// `.lock` in a run folder while a `netc train` writes it, holding its process id: a
-/// second `netc train --resume` of the same folder is refused (two of them overwrote each
-/// other's snapshots). A lock whose process is gone is taken over.
-struct RunLock(PathBuf);
+/// `.lock` in a run folder while a `netc train` writes it: the file is locked (`flock`) for
+/// as long as the process lives and holds its process id for the message. A second `netc
+/// train` of the same folder (two `--resume`s, or two new runs given one `--out` at once)
+/// is refused: they overwrote each other's snapshots. A `.lock` left by a process that is
+/// gone (killed with -9, a crash) holds no lock any more and is taken over.
+pub struct RunLock {
+    path: PathBuf,
+    _file: std::fs::File,
+}
 
 impl RunLock {
-    fn take(run_dir: &Path) -> miette::Result<RunLock> {
+    pub fn take(run_dir: &Path) -> miette::Result<RunLock> {
+        use std::io::Write;
         let path = run_dir.join(".lock");
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
+        let err = |e| crate::data::io_err("lock the run folder", run_dir, e);
+        // A holder that lets go removes the file: the one locked must still be the one
+        // the path names, or it is taken again.
+        for _ in 0..8 {
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
                 .write(true)
-                .create_new(true)
+                .create(true)
+                .truncate(false)
                 .open(&path)
-            {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    let _ = write!(f, "{}", std::process::id());
-                    return Ok(RunLock(path));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let pid = std::fs::read_to_string(&path).unwrap_or_default();
-                    let pid = pid.trim();
-                    let alive =
-                        !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && is_netc(pid);
-                    if alive {
-                        return Err(usage(
-                            format!(
-                                "{} is in use: netc process {pid} is training it",
-                                run_dir.display()
-                            ),
-                            Some(format!(
-                                "wait for it to finish, or stop it (Ctrl-C or `kill {pid}` writes a snapshot) and resume then"
-                            )),
-                        ));
-                    }
-                    // Left by a process that is gone (killed with -9, a crash).
-                    let _ = std::fs::remove_file(&path);
-                }
-                Err(e) => return Err(crate::data::io_err("lock the run folder", run_dir, e)),
+                .map_err(err)?;
+            if !try_lock(&file).map_err(err)? {
+                let pid = std::fs::read_to_string(&path).unwrap_or_default();
+                let pid = pid.trim();
+                let who = if pid.is_empty() {
+                    "another netc process is training it".to_string()
+                } else {
+                    format!("netc process {pid} is training it")
+                };
+                let stop = if pid.is_empty() {
+                    "stop it".to_string()
+                } else {
+                    format!("stop it (Ctrl-C or `kill {pid}` writes a snapshot)")
+                };
+                return Err(usage(
+                    format!("{} is in use: {who}", run_dir.display()),
+                    Some(format!("wait for it to finish, or {stop} and resume then")),
+                ));
+            }
+            if same_file(&file, &path) {
+                file.set_len(0).map_err(err)?;
+                write!(file, "{}", std::process::id()).map_err(err)?;
+                return Ok(RunLock { path, _file: file });
             }
         }
         Err(usage(
             format!("cannot lock {}", run_dir.display()),
-            Some("remove its .lock file if no netc is training it".into()),
+            Some("another netc keeps taking and leaving it; try again".into()),
         ))
     }
 }
 
-/// Whether process `pid` runs and is a netc: the same program name as this one (a lock
-/// left by a netc that was killed can name a process id the system gave to another
-/// program since).
-fn is_netc(pid: &str) -> bool {
-    let proc = Path::new("/proc");
-    if !proc.join("self").exists() {
-        // No /proc to ask: trust the lock.
-        return true;
+/// Takes the exclusive lock on `file` without waiting: false when another holds it.
+#[cfg(unix)]
+fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this process owns (alive for the call).
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
     }
-    let comm = |p: &Path| std::fs::read_to_string(p.join("comm")).ok();
-    match (comm(&proc.join(pid)), comm(&proc.join("self"))) {
-        (Some(theirs), Some(ours)) => theirs == ours,
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// Without flock, the `.lock` file only marks the folder (no second run is refused).
+#[cfg(not(unix))]
+fn try_lock(_file: &std::fs::File) -> std::io::Result<bool> {
+    Ok(true)
+}
+
+/// Whether `path` still names the open `file`.
+#[cfg(unix)]
+fn same_file(file: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
         _ => false,
     }
 }
 
+#[cfg(not(unix))]
+fn same_file(_file: &std::fs::File, path: &Path) -> bool {
+    path.exists()
+}
+
 impl Drop for RunLock {
+    /// Removes the file while it is still locked (the lock goes when the file closes).
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -775,15 +805,20 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
             );
         }
     } else {
-        if run_dir.exists()
-            && std::fs::read_dir(&run_dir)
-                .map(|mut d| d.next().is_some())
+        // Whether the folder holds anything but `.lock`, and the error when it does.
+        let taken = |dir: &Path| {
+            std::fs::read_dir(dir)
+                .map(|d| d.flatten().any(|e| e.file_name() != ".lock"))
                 .unwrap_or(false)
-        {
-            return Err(usage(
-                format!("{} already exists and is not empty", run_dir.display()),
+        };
+        let taken_err = |dir: &Path| {
+            usage(
+                format!("{} already exists and is not empty", dir.display()),
                 Some("choose another --out, or --resume it".into()),
-            ));
+            )
+        };
+        if taken(&run_dir) {
+            return Err(taken_err(&run_dir));
         }
         // The weights first: a snapshot that gives this net nothing is refused before a
         // run folder exists.
@@ -823,6 +858,11 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         std::fs::create_dir_all(&run_dir)
             .map_err(|e| crate::data::io_err("create the run folder", &run_dir, e))?;
         _lock = Some(RunLock::take(&run_dir)?);
+        // Another netc given the same --out at the same moment may have passed the check
+        // above too: whichever locked the folder first has it.
+        if taken(&run_dir) {
+            return Err(taken_err(&run_dir));
+        }
         write_run_files(&run_dir, &spec, &cfg, &data, &data_path, &pre)?;
     }
     let info = RunInfo {
