@@ -85,9 +85,15 @@ pub struct Weights {
 pub fn load(path: &Path) -> miette::Result<Weights> {
     let bytes = std::fs::read(path).map_err(|e| io_err("read the snapshot", path, e))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        // A safetensors file starts with its header's length and then the header's `{`.
+        let started_like_one = bytes.len() > 8 && bytes[8] == b'{';
         crate::commands::usage(
             format!("{} is not a readable snapshot: {e}", path.display()),
-            Some("it may be truncated; use an older snapshot of the run".into()),
+            Some(if started_like_one {
+                "it may be truncated; use an older snapshot of the run (`netc classify RUN --epoch N` picks one)".into()
+            } else {
+                "it is not a netc snapshot: give a run folder or one of its snapshot-e*.safetensors files".into()
+            }),
         )
     })?;
     let (_, header) = SafeTensors::read_metadata(&bytes)
@@ -100,11 +106,21 @@ pub fn load(path: &Path) -> miette::Result<Weights> {
                 path.display()
             ));
         }
-        let data = view
+        let data: Vec<f32> = view
             .data()
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
+        let bad = data.iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            return Err(crate::commands::usage(
+                format!(
+                    "{}: {name} holds {bad} values that are not finite (NaN or infinite)",
+                    path.display()
+                ),
+                Some("the run diverged or the file was changed: use an older snapshot of the run, or train again with a lower learning rate".into()),
+            ));
+        }
         tensors.insert(name, (view.shape().to_vec(), data));
     }
     Ok(Weights {
@@ -220,4 +236,58 @@ pub fn list(dir: &Path) -> Vec<(usize, u64, PathBuf)> {
     }
     out.sort_by_key(|(_, it, _)| *it);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(e: miette::Report) -> String {
+        format!(
+            "{e} / {}",
+            e.help().map(|h| h.to_string()).unwrap_or_default()
+        )
+    }
+
+    /// A snapshot is read back as written; one with a weight that is not finite is refused
+    /// naming the blob (classify scored every image as class 0 with it); a damaged one
+    /// and a file that never was a snapshot get their own hints.
+    #[test]
+    fn snapshots_that_cannot_serve_are_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, w: &[f32]| {
+            let t = vec![("ip2.0".to_string(), vec![2, 2], f32_bytes(w))];
+            let path = dir.path().join(name);
+            std::fs::write(&path, serialize(t, HashMap::new()).unwrap()).unwrap();
+            path
+        };
+        let good = write("good.safetensors", &[1.0, -2.0, 0.5, 0.0]);
+        let w = load(&good).expect("reads");
+        assert_eq!(w.tensors["ip2.0"], (vec![2, 2], vec![1.0, -2.0, 0.5, 0.0]));
+
+        let nan = write("nan.safetensors", &[1.0, f32::NAN, f32::INFINITY, 0.0]);
+        let e = message(load(&nan).err().expect("refused"));
+        assert!(
+            e.contains("nan.safetensors: ip2.0 holds 2 values that are not finite")
+                && e.contains("use an older snapshot"),
+            "{e}"
+        );
+
+        let bytes = std::fs::read(&good).unwrap();
+        let cut = dir.path().join("cut.safetensors");
+        std::fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
+        let e = message(load(&cut).err().expect("refused"));
+        assert!(
+            e.contains("is not a readable snapshot") && e.contains("it may be truncated"),
+            "{e}"
+        );
+
+        let text = dir.path().join("README.md");
+        std::fs::write(&text, "# not a snapshot\n").unwrap();
+        let e = message(load(&text).err().expect("refused"));
+        assert!(
+            e.contains("is not a readable snapshot") && e.contains("it is not a netc snapshot"),
+            "{e}"
+        );
+    }
 }
