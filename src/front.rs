@@ -11,26 +11,11 @@ use crate::{schema, syntax, upgrade};
 
 /// Reads a spec file. A missing or unreadable file is a usage error (exit 2).
 pub fn read_source(path: &Path) -> miette::Result<Source> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        crate::commands::usage(
-            format!("cannot read {}: {e}", path.display()),
-            Some("check the path".into()),
-        )
-    })?;
-    // A text format never holds NUL bytes: this is a binary file (or UTF-16 text).
-    if bytes.contains(&0) {
-        return Err(crate::commands::usage(
-            format!("{} is not a text file", path.display()),
-            Some(
-                "give a spec or solver in protobuf text format (UTF-8), e.g. specs/lenet.net"
-                    .into(),
-            ),
-        ));
-    }
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    };
+    let text = crate::data::read_text(
+        path,
+        "a spec or solver in protobuf text format",
+        "specs/lenet.net",
+    )?;
     Ok(Source {
         path: path.to_path_buf(),
         text: Arc::from(text),

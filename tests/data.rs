@@ -1206,3 +1206,67 @@ fn a_damaged_idx_label_is_pointed_at() {
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("warning"), "{err}");
 }
+
+/// Ctrl-C during `data export` leaves no half folder (a later `data create` read one as a
+/// whole dataset): the export goes to a temporary folder that is removed at the signal, or
+/// renamed when complete. Whichever way the race goes, the outcome is checked.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_export_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("exported");
+    for delay_ms in [150u64, 400] {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_netc"))
+            .args(["data", "export"])
+            .arg(crate_root().join("specs/data/mnist-small"))
+            .arg("--out")
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // SAFETY: kill with a child's process id.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        let done = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&done.stderr);
+        let left: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        // Whatever the timing: either no folder at all, or the whole export (the signal
+        // may come after its rename); never a part, nor a temporary folder.
+        match done.status.code() {
+            // The signal came before anything was written (still reading the dataset, no
+            // handler yet): the default action ended netc.
+            None | Some(0) | Some(130) => {}
+            other => panic!("exit {other:?}: {err}"),
+        }
+        if out.exists() {
+            assert_eq!(left, vec!["exported".to_string()], "{err}");
+            assert_eq!(walk_count(&out), 12_002, "a complete export");
+            std::fs::remove_dir_all(&out).unwrap();
+        } else {
+            assert!(left.is_empty(), "{left:?} {err}");
+            assert_ne!(done.status.code(), Some(0), "{err}");
+            if done.status.code() == Some(130) {
+                assert!(err.contains("interrupted: removed the unfinished"), "{err}");
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn walk_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk_count(&p)
+            } else {
+                1
+            }
+        })
+        .sum()
+}

@@ -65,9 +65,11 @@ pub fn read(
     folder: Option<&Path>,
     limit: Option<usize>,
 ) -> miette::Result<Vec<Entry>> {
-    let bytes =
-        std::fs::read(list).map_err(|e| crate::data::io_err("read the image list", list, e))?;
-    let text = String::from_utf8_lossy(&bytes);
+    let text = crate::data::read_text(
+        list,
+        "the image list",
+        "a file of image paths, one a line (a label after a path is optional)",
+    )?;
     let dir = folder
         .map(Path::to_path_buf)
         .unwrap_or_else(|| list.parent().unwrap_or(Path::new(".")).to_path_buf());

@@ -238,7 +238,25 @@ fn run_export(a: ExportArgs) -> CmdResult {
         ));
     }
     let ds = data::open(&a.dataset)?;
-    let n = show::export(&ds, &a.out)?;
+    // A new folder is written under a temporary name and renamed when complete: an
+    // interrupted export leaves no half folder that `data create` would take for whole.
+    let n = if a.out.exists() {
+        show::export(&ds, &a.out)?
+    } else {
+        let tmp = data::format::sibling(&a.out, "tmp");
+        let pending = data::Pending::new(&tmp);
+        let n = show::export(&ds, &tmp).and_then(|n| {
+            data::stop_if_interrupted();
+            std::fs::rename(&tmp, &a.out)
+                .map(|()| n)
+                .map_err(|e| data::io_err("rename into place", &a.out, e))
+        });
+        drop(pending);
+        if n.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        n?
+    };
     println!("wrote {n} PNG files under {}", a.out.display());
     Ok(0)
 }

@@ -434,7 +434,8 @@ pub fn build(opts: &Options) -> miette::Result<(Dataset, Report)> {
     }
     for (c, n) in &report.dropped {
         report.warnings.push(format!(
-            "class `{c}` has {n} images (fewer than --min-per-class {}); left out",
+            "class `{c}` has {n} image{} (fewer than --min-per-class {}); left out",
+            if *n == 1 { "" } else { "s" },
             opts.min_per_class
         ));
     }

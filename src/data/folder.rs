@@ -130,7 +130,7 @@ pub fn layout(dir: &Path) -> Layout {
 /// token, an integer; paths may contain spaces); blank lines and `#` comments are skipped.
 /// Relative paths join `image_folder`, or the list file's folder. Classes are named `0..=max`.
 pub fn read_list(file: &Path, image_folder: Option<&Path>) -> miette::Result<Listing> {
-    let text = std::fs::read_to_string(file).map_err(|e| io_err("read", file, e))?;
+    let text = super::read_text(file, "the list", "a file of `PATH LABEL` lines")?;
     let base = image_folder
         .map(Path::to_path_buf)
         .unwrap_or_else(|| file.parent().unwrap_or(Path::new(".")).to_path_buf());

@@ -373,8 +373,10 @@ pub fn write(ds: &Dataset, out: &Path, encoding: Encoding, force: bool) -> miett
     if let Some(parent) = tmp.parent() {
         std::fs::create_dir_all(parent).map_err(|e| io_err("create", parent, e))?;
     }
+    let _pending = super::Pending::new(&tmp);
     std::fs::create_dir(&tmp).map_err(|e| io_err("create", &tmp, e))?;
     let result = write_into(ds, &tmp, encoding).and_then(|()| {
+        super::stop_if_interrupted();
         if out.exists() {
             let old = sibling(out, "old");
             std::fs::rename(out, &old).map_err(|e| io_err("move aside", out, e))?;
@@ -390,7 +392,8 @@ pub fn write(ds: &Dataset, out: &Path, encoding: Encoding, force: bool) -> miett
     result
 }
 
-fn sibling(out: &Path, what: &str) -> PathBuf {
+/// `OUT.WHAT-<pid>-<nanos>` beside `out`: a name for a folder written before its rename.
+pub fn sibling(out: &Path, what: &str) -> PathBuf {
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -403,6 +406,7 @@ fn sibling(out: &Path, what: &str) -> PathBuf {
 }
 
 fn put(path: &Path, bytes: &[u8]) -> miette::Result<()> {
+    super::stop_if_interrupted();
     std::fs::write(path, bytes).map_err(|e| io_err("write", path, e))
 }
 

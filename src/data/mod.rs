@@ -203,6 +203,49 @@ pub fn bad(message: impl Into<String>, help: impl Into<String>) -> miette::Repor
     })
 }
 
+/// Text files past this size are refused (a device like /dev/urandom never ends).
+const MAX_TEXT: u64 = 1 << 30;
+
+/// Reads a text file `what` (a spec, a list, ...) in pieces, refusing it at the first NUL
+/// byte (a binary file, or UTF-16 text: a text format never holds one) or past 1 GiB,
+/// without reading further. Bytes that are not UTF-8 are replaced. `example` says what to
+/// give instead.
+pub fn read_text(path: &Path, what: &str, example: &str) -> miette::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| io_err("read", path, e))?;
+    let mut reader = file.take(MAX_TEXT + 1);
+    let mut bytes = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err("read", path, e)),
+        };
+        if buf[..n].contains(&0) {
+            return Err(crate::commands::usage(
+                format!("{} is not a text file", path.display()),
+                Some(format!("give {what} as UTF-8 text, e.g. {example}")),
+            ));
+        }
+        bytes.extend_from_slice(&buf[..n]);
+        if bytes.len() as u64 > MAX_TEXT {
+            return Err(crate::commands::usage(
+                format!(
+                    "{} is larger than 1 GiB: too large for {what}",
+                    path.display()
+                ),
+                Some(format!("give {what} as UTF-8 text, e.g. {example}")),
+            ));
+        }
+    }
+    Ok(match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
 /// An I/O problem with a path (exit 2).
 pub fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> miette::Report {
     let msg = e.to_string();
@@ -228,6 +271,64 @@ pub fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> miette::Rep
     )
 }
 
+/// Folders being written under a temporary name, removed if the user interrupts.
+static PENDING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Set when the user interrupted the writing of a [`Pending`] folder.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Called by the writers of a [`Pending`] folder before each file: once the user has
+/// interrupted, they wait here (and make no more files, nor the folders they go in) while
+/// the handler removes the folder and ends netc.
+pub fn stop_if_interrupted() {
+    while INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A temporary folder being written (a dataset or an export before its rename): while the
+/// guard lives, Ctrl-C (or SIGTERM) removes the folder and ends netc with exit code 130,
+/// instead of leaving it behind. In `netc train`, whose own handler writes a snapshot at
+/// Ctrl-C, the folder is only removed on errors by its writer.
+pub struct Pending(PathBuf);
+
+impl Pending {
+    pub fn new(dir: &Path) -> Pending {
+        static HANDLER: std::sync::Once = std::sync::Once::new();
+        HANDLER.call_once(|| {
+            let _ = ctrlc::set_handler(|| {
+                INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+                // Writers stop at their next file (see `stop_if_interrupted`): a moment for those
+                // already past the check to finish, then nothing adds to the folders.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                let dirs = PENDING.lock().map(|p| p.clone()).unwrap_or_default();
+                for d in dirs.into_iter().filter(|d| d.exists()) {
+                    for _ in 0..100 {
+                        if std::fs::remove_dir_all(&d).is_ok() || !d.exists() {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    eprintln!("interrupted: removed the unfinished {}", d.display());
+                }
+                std::process::exit(130);
+            });
+        });
+        if let Ok(mut p) = PENDING.lock() {
+            p.push(dir.to_path_buf());
+        }
+        Pending(dir.to_path_buf())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Ok(mut p) = PENDING.lock() {
+            p.retain(|d| d != &self.0);
+        }
+    }
+}
+
 /// Writes `bytes` to a temporary file beside `path`, flushes it and renames it into
 /// place, so that `path` holds either its old content or all of the new (never part);
 /// the temporary file is removed when anything fails.
@@ -245,10 +346,11 @@ fn write_renamed(path: &Path, bytes: &[u8], sync: bool) -> miette::Result<()> {
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io_err("create", &tmp, e))?;
-        f.write_all(bytes).map_err(|e| io_err("write", &tmp, e))?;
+        // Errors name the file asked for, not the hidden temporary one.
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io_err("create", path, e))?;
+        f.write_all(bytes).map_err(|e| io_err("write", path, e))?;
         if sync {
-            f.sync_all().map_err(|e| io_err("flush", &tmp, e))?;
+            f.sync_all().map_err(|e| io_err("flush", path, e))?;
         }
         drop(f);
         std::fs::rename(&tmp, path).map_err(|e| io_err("rename into place", path, e))

@@ -116,6 +116,7 @@ pub fn export(ds: &Dataset, out: &Path) -> miette::Result<usize> {
         ("test", ds.test.as_ref()),
     ] {
         let Some(split) = split else { continue };
+        super::stop_if_interrupted();
         for class in &ds.labels {
             let d = out.join(name).join(folder_name(class));
             std::fs::create_dir_all(&d).map_err(|e| io_err("create", &d, e))?;
@@ -125,6 +126,7 @@ pub fn export(ds: &Dataset, out: &Path) -> miette::Result<usize> {
             use rayon::prelude::*;
             per.par_iter()
                 .map(|&i| {
+                    super::stop_if_interrupted();
                     let class = &ds.labels[split.labels[i] as usize];
                     let p = out
                         .join(name)
