@@ -377,6 +377,20 @@ fn list_grammar_and_skipped_lines() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("b.png"), "{out}");
+    // A negative label is read as part of the path, and the warning says why.
+    std::fs::write(other.join("neg.txt"), "b.png -1\n").unwrap();
+    let (code, _, err) = netc(&[
+        s(&f.run_a),
+        "--list",
+        s(&other.join("neg.txt")),
+        "--image-folder",
+        s(&dir),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        flat(&err).contains("`-1` is a negative number (labels are class numbers, 0 and up)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -793,6 +807,34 @@ fn clear_errors_with_exit_codes() {
             && err.contains("put the run first: netc classify runs/NAME"),
         "{err}"
     );
+    // The image first and the run after it (both used to be read as runs, and the error
+    // called the image a folder); a file of another kind first.
+    let (code, _, err) = netc_flat(&[img, s(&f.run_a)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("val-00.png` is not a run") && err.contains("put the run first"),
+        "{err}"
+    );
+    let (code, _, err) = netc_flat(&[s(&f.run_a.join("metrics.csv")), img]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("metrics.csv` is not a run")
+            && err.contains("give a run folder written by `netc train`"),
+        "{err}"
+    );
+    // A binary file as the list is refused at once (it printed every "line" skipped).
+    let binary = dir.join("binary.list");
+    std::fs::write(&binary, [0x7fu8, b'E', b'L', b'F', 0, 1, b'\n', 2, 0]).unwrap();
+    let (code, out, err) = netc_flat(&[s(&f.run_a), "--list", s(&binary)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("binary.list is not a text file"), "{err}");
+    assert!(out.is_empty(), "{out}");
+    // --limit 0 is refused (it said the list names no image).
+    let list = dir.join("one.list");
+    std::fs::write(&list, format!("{img} 3\n")).unwrap();
+    let (code, _, err) = netc_flat(&[s(&f.run_a), "--list", s(&list), "--limit", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--limit must be at least 1"), "{err}");
     let (code, _, err) = netc_flat(&[s(&f.run_a), img, "--epoch", "9"]);
     assert_eq!(code, 2);
     assert!(

@@ -154,7 +154,7 @@ pub fn render(r: &BenchReport) -> String {
         )
     };
     format!(
-        "{} ({} threads, {} distinct images)\n\
+        "{} ({} thread{}, {} distinct images)\n\
          one image, end to end (decode + preprocess + forward, batch {}): {}\n\
          one image, forward only (batch {}):                               {}\n\
          one image, forward only in a batch-1 net:                       {}\n\
@@ -162,6 +162,7 @@ pub fn render(r: &BenchReport) -> String {
          list, forward only:                        {:.0} images/s\n",
         r.model.name,
         r.threads,
+        if r.threads == 1 { "" } else { "s" },
         r.images,
         r.batch,
         l(&r.latency),

@@ -86,10 +86,11 @@ pub fn resolve(
                 "`{}` is not a run: the first path names the run folder (or a snapshot file) to classify with",
                 path.display()
             ),
-            Some(format!(
-                "put the run first: netc classify runs/NAME {}",
-                path.display()
-            )),
+            Some(if crate::data::folder::is_image(path) {
+                format!("put the run first: netc classify runs/NAME {}", path.display())
+            } else {
+                "give a run folder written by `netc train` (runs/NAME) or one of its snapshot-e*.safetensors files first".into()
+            }),
         ));
     } else {
         if epoch.is_some() {
@@ -604,9 +605,16 @@ pub fn classify_all(models: &mut [Model], entries: &[Entry], top: usize) -> Repo
                     path: e.text.clone(),
                     reason: match e.text.rsplit_once(char::is_whitespace) {
                         // A last word that is no integer label was read as part of the path.
-                        Some((_, last)) if e.line.is_some() && e.label.is_none() && !last.is_empty() => format!(
-                            "{err} (a line is a path, then optionally an integer label; `{last}` is no integer, so the whole line was read as the path)"
-                        ),
+                        Some((_, last)) if e.line.is_some() && e.label.is_none() && !last.is_empty() => {
+                            let what = if last.parse::<i64>().is_ok() {
+                                "is a negative number (labels are class numbers, 0 and up)"
+                            } else {
+                                "is no integer"
+                            };
+                            format!(
+                                "{err} (a line is a path, then optionally an integer label; `{last}` {what}, so the whole line was read as the path)"
+                            )
+                        }
                         _ => err.to_string(),
                     },
                 }),

@@ -272,8 +272,9 @@ pub fn render(r: &StatsReport) -> String {
     s.push_str(&format!("  {:<12} {:>12}\n", "total", group(r.parameters)));
     if let Some(out) = &r.out {
         s.push_str(&format!(
-            "\nwrote {} files to {out}; open {out}/index.html\n",
-            r.files.len()
+            "\nwrote {} files to {out}; open {}\n",
+            r.files.len(),
+            std::path::Path::new(out).join("index.html").display()
         ));
     }
     s

@@ -93,6 +93,12 @@ pub fn run(a: Args) -> CmdResult {
     if a.batch_size == 0 {
         return Err(usage("--batch-size must be at least 1", None));
     }
+    if a.limit == Some(0) {
+        return Err(usage(
+            "--limit must be at least 1",
+            Some("leave it out to classify the whole list".into()),
+        ));
+    }
     // Image arguments must exist before anything is loaded.
     for p in &images {
         if !p.is_file() {
@@ -131,6 +137,10 @@ pub fn run(a: Args) -> CmdResult {
             }
         );
         return Ok(0);
+    }
+    // An image given first is named as such, not taken for a run folder with no image.
+    if let Some(first) = runs.first().filter(|r| r.is_file()) {
+        crate::classify::resolve(first, a.epoch)?;
     }
     if entries.is_empty() {
         return Err(usage(
