@@ -407,6 +407,13 @@ fn the_candle_path_trains_like_the_engine() {
     // Its snapshots are the engine's format.
     let w = snapshot::load(&snapshot::list(&tmp.path().join("candle")).pop().unwrap().2).unwrap();
     assert_eq!(w.tensors["conv2.0"].0, vec![50, 20, 5, 5]);
+    // run.yaml records the engine (a resume on the other one says so).
+    let info = |run: &str| {
+        let text = std::fs::read_to_string(tmp.path().join(run).join("run.yaml")).unwrap();
+        serde_yaml::from_str::<netc::train::RunInfo>(&text).unwrap()
+    };
+    assert_eq!(info("candle").engine, "candle");
+    assert_eq!(info("native").engine, "native");
 }
 
 #[test]

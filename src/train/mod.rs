@@ -101,7 +101,7 @@ pub fn dataset_path(
                     "{} has no Data layer in the TRAIN phase",
                     spec_path.display()
                 ),
-                Some("add a Data layer, or pass --data DATASET".into()),
+                Some("add a Data layer with include { phase: TRAIN } (see specs/lenet.net); --data only replaces the dataset its data_param names".into()),
             )
         })?;
     let source = layer
@@ -481,6 +481,14 @@ pub struct RunInfo {
     /// of netc 0.1 before it was recorded: their resume compares counts only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset_digest: Option<String>,
+    /// `native` or `candle`: what the run trains on (runs of netc 0.1 before it was
+    /// recorded read as native).
+    #[serde(default = "native_engine")]
+    pub engine: String,
+}
+
+fn native_engine() -> String {
+    "native".into()
 }
 
 /// Trains as `opts` says; returns the run folder and its records.
@@ -865,8 +873,22 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         }
         write_run_files(&run_dir, &spec, &cfg, &data, &data_path, &pre)?;
     }
+    let engine = if opts.candle || !candle_device.is_cpu() {
+        "candle"
+    } else {
+        "native"
+    };
+    if let Some(old) = old_info.as_ref().filter(|i| i.engine != engine) {
+        if !opts.quiet {
+            eprintln!(
+                "note: this run trained on the {} engine until now and carries on on the {engine} one (--engine {} keeps it)",
+                old.engine, old.engine
+            );
+        }
+    }
     let info = RunInfo {
         netc_version: env!("CARGO_PKG_VERSION").into(),
+        engine: engine.into(),
         // A resumed run keeps the spec it was started from and its start time.
         spec: old_info
             .as_ref()
@@ -938,7 +960,7 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
     let mut meta: HashMap<String, String> = HashMap::new();
     meta.insert("netc_version".into(), info.netc_version.clone());
     meta.insert("net".into(), spec.name.clone().unwrap_or_default());
-    let mut trainer = if opts.candle || !candle_device.is_cpu() {
+    let mut trainer = if engine == "candle" {
         let t = crate::engine::candle::CandleTrainer::new(train_ir, &net, &state, candle_device)
             .map_err(|e| miette::miette!("cannot train on candle: {e}"))?;
         if !opts.quiet {
