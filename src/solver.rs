@@ -89,6 +89,32 @@ impl Default for SolverConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SolverError(pub String);
 
+impl SolverError {
+    /// What to do: for a misspelt field (serde's "unknown field `x`, expected one of
+    /// ..."), the nearest field by edit distance; always where the fields are described.
+    pub fn help(&self) -> String {
+        let fields = "see specs/lenet.solver.yaml for the fields and their meaning";
+        let Some(rest) = self.0.strip_prefix("unknown field `") else {
+            return fields.into();
+        };
+        let Some((field, expected)) = rest.split_once('`') else {
+            return fields.into();
+        };
+        let lower = field.to_ascii_lowercase();
+        let nearest = expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|c| (strsim::damerau_levenshtein(&lower, c), c))
+            .filter(|&(d, c)| d <= 2.max(c.len() / 4))
+            .min_by_key(|&(d, _)| d);
+        match nearest {
+            Some((_, c)) => format!("did you mean `{c}`? ({fields})"),
+            None => fields.into(),
+        }
+    }
+}
+
 impl SolverConfig {
     /// Reads a YAML solver (`.yaml`/`.yml`).
     pub fn from_yaml(text: &str) -> Result<SolverConfig, SolverError> {
@@ -172,7 +198,7 @@ impl SolverConfig {
         result.map_err(|e| {
             crate::commands::usage(
                 format!("bad solver file {}: {}", path.display(), e.0),
-                Some("see specs/lenet.solver.yaml for the fields and their meaning".into()),
+                Some(e.help()),
             )
         })
     }
@@ -474,6 +500,23 @@ impl Rule {
 mod tests {
     use super::*;
     use crate::engine::Blob;
+
+    /// A misspelt field gets the nearest one; a field like no other, only the pointer to
+    /// the fields.
+    #[test]
+    fn misspelt_fields_get_the_nearest_one() {
+        let help = |text: &str| SolverConfig::from_yaml(text).expect_err("refused").help();
+        assert_eq!(
+            help("base_lrr: 0.01\n"),
+            "did you mean `base_lr`? (see specs/lenet.solver.yaml for the fields and their meaning)"
+        );
+        assert!(help("lr_polcy: fixed\n").starts_with("did you mean `lr_policy`?"));
+        assert!(help("Momentum: 0.9\n").starts_with("did you mean `momentum`?"));
+        assert_eq!(
+            help("frobnicate: 1\n"),
+            "see specs/lenet.solver.yaml for the fields and their meaning"
+        );
+    }
 
     fn param(w: f32, g: f32) -> Param {
         let mut blob = Blob::zeros(&[1]);

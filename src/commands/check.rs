@@ -67,9 +67,7 @@ pub fn check_source(src: &crate::spec::Source, shape: &ShapeArgs) -> Checked {
                 code: "netc::solver",
                 message: format!("{}: {}", src.path.display(), e.0),
                 labels: Vec::new(),
-                help: Some(
-                    "a netc solver file is YAML: see specs/lenet.solver.yaml for the fields".into(),
-                ),
+                help: Some(format!("a netc solver file is YAML: {}", e.help())),
                 source: None,
             }],
         };
