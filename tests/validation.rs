@@ -180,6 +180,27 @@ layer { name: "acc" type: "Accuracy" bottom: "data" bottom: "data" top: "acc" ac
     insta::assert_snapshot!(rendered(&text));
 }
 
+/// A dilated kernel is measured by what it spans: 3×3 at dilation 14 spans 29×29, too
+/// much for 28×28 (the message said only "the 3×3 kernel does not fit").
+#[test]
+fn a_dilated_kernel_that_does_not_fit_says_what_it_spans() {
+    let text = with_input(
+        r#"layer { name: "d" type: "Convolution" bottom: "data" top: "d" convolution_param { num_output: 4 kernel_size: 3 dilation: 14 } }
+layer { name: "ok" type: "Convolution" bottom: "data" top: "ok" convolution_param { num_output: 4 kernel_size: 3 dilation: 13 } }
+"#,
+    );
+    let d = check(&text);
+    assert_eq!(d.len(), 1, "{}", rendered(&text));
+    assert_eq!(
+        d[0].message,
+        "layer `d` (Convolution): the 3×3 kernel (dilated 14×14: it spans 29×29) does not fit the 28×28 input (with pad 0×0)"
+    );
+    assert_eq!(
+        d[0].help.as_deref(),
+        Some("use a smaller kernel or dilation, more padding, or a larger input")
+    );
+}
+
 #[test]
 fn concat_and_eltwise_inputs_that_differ() {
     let text = with_input(

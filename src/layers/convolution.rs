@@ -123,11 +123,31 @@ impl Convolution {
         );
         match (oh, ow) {
             (Some(a), Some(b)) if a > 0 && b > 0 => Ok(geom),
-            _ => Err(LayerError::new(format!(
-                "the {}×{} kernel does not fit the {}×{} input (with pad {}×{})",
-                w.kernel[0], w.kernel[1], geom.height, geom.width, w.pad[0], w.pad[1]
-            ))
-            .help("use a smaller kernel, more padding, or a larger input")),
+            _ => {
+                // A dilated kernel spans (k − 1)·d + 1 input pixels.
+                let span = |k: usize, d: usize| (k.max(1) - 1) * d + 1;
+                let (sh, sw) = (
+                    span(geom.kernel_h, geom.dilation_h),
+                    span(geom.kernel_w, geom.dilation_w),
+                );
+                let dilated = if (sh, sw) != (geom.kernel_h, geom.kernel_w) {
+                    format!(
+                        " (dilated {}×{}: it spans {sh}×{sw})",
+                        geom.dilation_h, geom.dilation_w
+                    )
+                } else {
+                    String::new()
+                };
+                Err(LayerError::new(format!(
+                    "the {}×{} kernel{dilated} does not fit the {}×{} input (with pad {}×{})",
+                    w.kernel[0], w.kernel[1], geom.height, geom.width, w.pad[0], w.pad[1]
+                ))
+                .help(if dilated.is_empty() {
+                    "use a smaller kernel, more padding, or a larger input"
+                } else {
+                    "use a smaller kernel or dilation, more padding, or a larger input"
+                }))
+            }
         }
     }
 }
