@@ -41,7 +41,7 @@ pub fn read_maybe_gz(path: &Path) -> miette::Result<Vec<u8>> {
             .map_err(|e| {
                 bad(
                     format!("`{}` is not a valid gzip file: {e}", path.display()),
-                    "the file is probably truncated or corrupt; download it again",
+                    "the file is probably truncated or corrupt: download it again (MNIST's IDX files), or make the dataset again with `netc data create`",
                 )
             })?;
         Ok(out)

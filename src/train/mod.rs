@@ -1278,7 +1278,10 @@ pub fn resolve_snapshot(p: &Path) -> miette::Result<PathBuf> {
     if p.is_file() {
         return Ok(p.to_path_buf());
     }
-    Err(usage(format!("{} does not exist", p.display()), None))
+    Err(usage(
+        format!("{} does not exist", p.display()),
+        Some("--weights takes a run folder written by `netc train` (runs/NAME) or one of its snapshot-e*.safetensors files".into()),
+    ))
 }
 
 /// Epochs as a user writes them: `10`, or `0.2`.
