@@ -93,6 +93,14 @@ impl NetIr {
     }
 }
 
+/// The most values a blob may hold (Caffe's INT_MAX).
+const MAX_BLOB: u128 = i32::MAX as u128;
+
+/// A shape's element count, unless it overflows.
+fn blob_count(s: &[usize]) -> Option<u128> {
+    s.iter().try_fold(1u128, |n, &d| n.checked_mul(d as u128))
+}
+
 /// Identifies one problem across phases: code, message (phase-neutral), labels.
 type DiagKey = (&'static str, String, Vec<(Span, String)>);
 
@@ -527,8 +535,36 @@ impl Builder<'_> {
             } else if !std::ptr::eq(layer.ty(), &OPAQUE) {
                 match layer.shapes(&shapes, self.ctx) {
                     Ok(out) => {
-                        for (&id, s) in tops.iter().zip(out) {
-                            self.ir.blobs[id].shape = Some(s);
+                        // Caffe refuses a blob of more than INT_MAX values; past it the
+                        // counts here would wrap too. Tops so large stay unknown.
+                        let learned = layer.param_shapes(&shapes, self.ctx);
+                        let too_big = out
+                            .iter()
+                            .zip(tops.iter().map(|&id| self.ir.blobs[id].name.clone()))
+                            .map(|(s, n)| (s, format!("top `{n}`")))
+                            .chain(
+                                learned
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(i, s)| (s, format!("learned blob {i}"))),
+                            )
+                            .find(|(s, _)| blob_count(s).is_none_or(|n| n > MAX_BLOB));
+                        match too_big {
+                            Some((s, what)) => self.layer_error(
+                                "netc::shape",
+                                l,
+                                LayerError::new(format!(
+                                    "its {what} would hold {} values ({}), more than a blob can (2,147,483,647, as in Caffe)",
+                                    blob_count(s).map_or("more than 2^128".into(), |n| n.to_string()),
+                                    s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("×")
+                                ))
+                                .help("use a smaller num_output or input size"),
+                            ),
+                            None => {
+                                for (&id, s) in tops.iter().zip(out) {
+                                    self.ir.blobs[id].shape = Some(s);
+                                }
+                            }
                         }
                     }
                     Err(e) if unknown_shapes(t, self.ctx) => {

@@ -201,6 +201,30 @@ layer { name: "ok" type: "Convolution" bottom: "data" top: "ok" convolution_para
     );
 }
 
+/// Blobs past Caffe's INT_MAX values are errors (their counts wrapped modulo 2^64 in the
+/// summary), and the layers after them get no shapes rather than wrapped ones.
+#[test]
+fn blobs_too_large_for_caffe_are_refused() {
+    let text = with_input(
+        r#"layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param { num_output: 2000000000 kernel_size: 3 } }
+layer { name: "ip" type: "InnerProduct" bottom: "c" top: "ip" inner_product_param { num_output: 2000000000 } }
+layer { name: "wide" type: "InnerProduct" bottom: "data" top: "wide" inner_product_param { num_output: 3000000 } }
+layer { name: "fits" type: "InnerProduct" bottom: "data" top: "fits" inner_product_param { num_output: 2000000 } }
+"#,
+    );
+    let d = check(&text);
+    let messages: Vec<&str> = d.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "layer `c` (Convolution): its top `c` would hold 1352000000000 values (1×2000000000×26×26), more than a blob can (2,147,483,647, as in Caffe)",
+            "layer `wide` (InnerProduct): its learned blob 0 would hold 2352000000 values (3000000×784), more than a blob can (2,147,483,647, as in Caffe)",
+        ],
+        "{}",
+        rendered(&text)
+    );
+}
+
 #[test]
 fn concat_and_eltwise_inputs_that_differ() {
     let text = with_input(
