@@ -648,9 +648,36 @@ fn check_reads_yaml_solver_files() {
     assert_eq!(code, 1, "{err}");
     let err = flat(&err);
     assert!(
-        err.contains("unknown field `lr_polcy`") && err.contains("at line 2 column 1"),
+        err.contains("unknown field `lr_polcy`")
+            && err.contains("at line 2 column 1")
+            && err.contains("did you mean `lr_policy`?"),
         "{err}"
     );
+    // A Caffe solver.prototxt gets its values checked too, as train reads them (check
+    // called one with `type: "Adamm"` or a negative base_lr fine).
+    let caffe = tmp.path().join("bad_solver.prototxt");
+    for (text, says) in [
+        (
+            "base_lr: 0.01\ntype: \"Adamm\"\n",
+            "unknown solver type Adamm",
+        ),
+        (
+            "base_lr: -0.01\n",
+            "base_lr must be a positive number, not -0.01",
+        ),
+    ] {
+        std::fs::write(&caffe, format!("net: \"x.prototxt\"\n{text}")).unwrap();
+        let (code, _, err) = netc(&["check", caffe.to_str().unwrap()]);
+        assert_eq!(code, 1, "{err}");
+        assert!(flat(&err).contains(says), "{err}");
+    }
+    std::fs::write(
+        &caffe,
+        "net: \"x.prototxt\"\nbase_lr: 0.01\ntype: \"Adam\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = netc(&["check", caffe.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
 }
 
 /// A run folder being trained is locked: a second `--resume` of it is refused (two of

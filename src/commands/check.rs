@@ -78,7 +78,26 @@ pub fn check_source(src: &crate::spec::Source, shape: &ShapeArgs) -> Checked {
     }
     if let (Some(root), _) = crate::syntax::parse(src) {
         if is_solver(&root) {
-            let (_, diagnostics) = front::load_solver(src);
+            let (msg, mut diagnostics) = front::load_solver(src);
+            let clean = !diagnostics
+                .iter()
+                .any(|d| d.severity == crate::diag::Severity::Error);
+            // The values too, as `netc train --solver` reads them (a negative base_lr, an
+            // unknown type, a step policy without stepsize).
+            if let (Some(m), true) = (msg, clean) {
+                let read = crate::solver::SolverConfig::from_message(&m)
+                    .and_then(|c| c.validate().map(|()| c));
+                if let Err(e) = read {
+                    diagnostics.push(crate::diag::Diagnostic {
+                        severity: crate::diag::Severity::Error,
+                        code: "netc::solver",
+                        message: format!("{}: {}", src.path.display(), e.0),
+                        labels: Vec::new(),
+                        help: Some(e.help()),
+                        source: None,
+                    });
+                }
+            }
             return Checked {
                 diagnostics,
                 rows: Vec::new(),
