@@ -84,3 +84,40 @@ fn missing_file_exits_2() {
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/net.prototxt"), "{err}");
 }
+
+/// Files `upgrade` cannot turn into a sound net exit 1 with the reason and print nothing:
+/// three `input_dim` values (it printed an empty input_param, exit 0) and V1 `layers` mixed
+/// with current `layer`s (Caffe refuses to upgrade those; the new layer was dropped).
+#[test]
+fn unsound_old_nets_are_refused() {
+    let Ok(dir) = tempfile::tempdir() else {
+        panic!("no temp dir")
+    };
+    let three = write(
+        &dir,
+        "three.prototxt",
+        "input: 'data'\ninput_dim: 1 input_dim: 28 input_dim: 28\n\
+         layers { name: 'ip' type: INNER_PRODUCT bottom: 'data' top: 'ip' inner_product_param { num_output: 10 } }\n",
+    );
+    let mixed = write(
+        &dir,
+        "mixed.prototxt",
+        "input: 'data'\ninput_dim: 1 input_dim: 1 input_dim: 28 input_dim: 28\n\
+         layers { name: 'ip' type: INNER_PRODUCT bottom: 'data' top: 'ip' inner_product_param { num_output: 10 } }\n\
+         layer { name: 'r2' type: 'ReLU' bottom: 'ip' top: 'ip' }\n",
+    );
+    for (path, says) in [
+        (three, "input `data` needs four `input_dim` values"),
+        (
+            mixed,
+            "this file mixes V1 `layers { }` and `layer { }`, which Caffe refuses to upgrade",
+        ),
+    ] {
+        let (code, out, err) = netc(&["upgrade", &path]);
+        assert_eq!(code, 1, "{err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(err.contains(says), "{err}");
+        let (code, _, err) = netc(&["check", &path]);
+        assert_eq!(code, 1, "{err}");
+    }
+}

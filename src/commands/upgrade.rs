@@ -22,10 +22,15 @@ pub fn run(args: Args) -> CmdResult {
     diags.extend(schema::check(&src, &mut root, schema::NET));
     let (net, up) = upgrade::upgrade_net(&src, &root);
     diags.extend(up);
-    // The old-format warnings are what this command is for; say only what else is wrong.
+    // The old-format warnings are what this command is for; say only what else is wrong
+    // (errors of those codes too: three `input_dim` values printed a net with an empty
+    // input_param, exit 0).
     let shown: Vec<_> = diags
         .into_iter()
-        .filter(|d| d.code != "netc::old_format" && d.code != "netc::legacy_input")
+        .filter(|d| {
+            d.severity == crate::diag::Severity::Error
+                || (d.code != "netc::old_format" && d.code != "netc::legacy_input")
+        })
         .collect();
     front::print_diagnostics(&shown);
     if front::has_errors(&shown) {
