@@ -416,6 +416,49 @@ fn the_candle_path_trains_like_the_engine() {
     assert_eq!(info("native").engine, "native");
 }
 
+/// What the candle path cannot train is refused before the run folder is made (BatchNorm
+/// has no candle lowering: the run failed at its first step, its folder written).
+#[test]
+fn the_candle_path_refuses_what_it_cannot_train_before_writing_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("rc");
+    let (code, _, err) = netc(&[
+        "train",
+        "specs/resnet-mini.net",
+        "--engine",
+        "candle",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    let err = flat(&err);
+    assert!(
+        err.contains(
+            "cannot train on candle: layer \"conv1_bn\": BatchNorm has no candle lowering"
+        ) && err.contains("--engine native"),
+        "{err}"
+    );
+    assert!(!run.exists());
+    let solver = tmp.path().join("adam.yaml");
+    std::fs::write(&solver, "type: Adam\nbase_lr: 0.001\n").unwrap();
+    let (code, _, err) = netc(&[
+        "train",
+        "specs/lenet.net",
+        "--engine",
+        "candle",
+        "--solver",
+        solver.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        flat(&err).contains("the candle path trains with SGD and Nesterov only, not Adam"),
+        "{err}"
+    );
+    assert!(!run.exists());
+}
+
 #[test]
 fn binary_files_empty_specs_and_missing_runs_get_clear_messages() {
     let tmp = tempfile::tempdir().unwrap();

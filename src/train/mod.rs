@@ -238,6 +238,45 @@ impl Drop for RunLock {
     }
 }
 
+/// What the candle path cannot run, refused before a run folder is made (it failed at the
+/// first step, after writing the folder): a layer type without a candle lowering (one
+/// forward pass of zeros finds it) or a solver other than SGD and Nesterov.
+fn check_candle(
+    spec: &NetSpec,
+    ctx: &ShapeCtx,
+    net: &Net,
+    feeds: &[usize],
+    cfg: &SolverConfig,
+    device: &candle_core::Device,
+) -> miette::Result<()> {
+    let help = || {
+        Some("train on netc's engine: --engine native on the CPU (it trains every layer type and solver the README lists)".to_string())
+    };
+    if !matches!(
+        cfg.solver_type,
+        crate::solver::SolverType::Sgd | crate::solver::SolverType::Nesterov
+    ) {
+        return Err(usage(
+            format!(
+                "the candle path trains with SGD and Nesterov only, not {:?}",
+                cfg.solver_type
+            ),
+            help(),
+        ));
+    }
+    let (Some(ir), _) = ir::build(spec, &NetState::train(), ctx) else {
+        return Ok(());
+    };
+    let zeros: Vec<(usize, Vec<f32>)> = feeds
+        .iter()
+        .map(|&b| (b, vec![0.0; net.blobs[b].data.len()]))
+        .collect();
+    crate::engine::candle::CandleNet::new(ir, net, device.clone())
+        .and_then(|c| c.forward(&zeros))
+        .map(|_| ())
+        .map_err(|e| usage(format!("cannot train on candle: {e}"), help()))
+}
+
 /// A deploy Input whose shape is not the dataset's (LeNet's 1×28×28 trained on 3×32×32
 /// pictures) would make every snapshot of the run unusable by `netc classify`: refused
 /// before training. Specs without a deploy stage pass (classify takes the data shape).
@@ -630,6 +669,14 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         ));
     }
     check_outputs(&net, &data)?;
+    let engine = if opts.candle || !candle_device.is_cpu() {
+        "candle"
+    } else {
+        "native"
+    };
+    if engine == "candle" {
+        check_candle(&spec, &ctx, &net, &feed.tops, &cfg, &candle_device)?;
+    }
     let spec_dir = spec_path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let pre = Preprocess::new(
         &feed.input.transform,
@@ -873,11 +920,6 @@ pub fn train(opts: &TrainOptions) -> miette::Result<TrainOutcome> {
         }
         write_run_files(&run_dir, &spec, &cfg, &data, &data_path, &pre)?;
     }
-    let engine = if opts.candle || !candle_device.is_cpu() {
-        "candle"
-    } else {
-        "native"
-    };
     if let Some(old) = old_info.as_ref().filter(|i| i.engine != engine) {
         if !opts.quiet {
             eprintln!(
