@@ -459,6 +459,43 @@ fn the_candle_path_refuses_what_it_cannot_train_before_writing_anything() {
     assert!(!run.exists());
 }
 
+/// A net too large for the memory this process may use is refused before anything is
+/// allocated, counting the solver's history too and honouring `ulimit -v` (a net that
+/// passed the check ended in "memory allocation failed" and a backtrace, exit 134).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_net_too_large_for_the_memory_limit_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = crate_root().join("specs/data/mnist-small");
+    // ip1 with 200,000 outputs: 160 M learned values, 2.4 GiB with gradients and history.
+    let spec = std::fs::read_to_string(crate_root().join("specs/lenet.net"))
+        .unwrap()
+        .replace("num_output: 500", "num_output: 200000")
+        .replace(
+            "\"data/mnist-small\"",
+            &format!("{:?}", data.to_str().unwrap()),
+        );
+    let path = tmp.path().join("lenet-wide.net");
+    std::fs::write(&path, spec).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 2000000 && exec {} time {} --iterations 1",
+            env!("CARGO_BIN_EXE_netc"),
+            path.display()
+        ))
+        .output()
+        .unwrap();
+    let err = flat(&String::from_utf8_lossy(&out.stderr));
+    assert!(matches!(out.status.code(), Some(1 | 2)), "{err}");
+    assert!(
+        err.contains("layer \"ip1\"")
+            && err.contains("GiB for its blobs, gradients and solver history, more than the")
+            && err.contains("GiB this process may use"),
+        "{err}"
+    );
+}
+
 #[test]
 fn binary_files_empty_specs_and_missing_runs_get_clear_messages() {
     let tmp = tempfile::tempdir().unwrap();

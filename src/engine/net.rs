@@ -342,12 +342,15 @@ impl Net {
     }
 }
 
-/// Refuses a net whose blobs and learned blobs (values and gradients, 4 bytes each) would
-/// not fit in this machine's memory, before anything is allocated: a huge batch or layer
-/// would otherwise end the process in an allocation failure.
+/// Refuses a net whose blobs and learned blobs would not fit in the memory this process
+/// may use, before anything is allocated: a huge batch or layer would otherwise end the
+/// process in an allocation failure. Blobs count values and gradients (4 bytes each);
+/// learned blobs of a TRAIN net also the solver's history (up to two arrays), of others
+/// values and gradients.
 fn check_memory(ir: &NetIr, ctx: &ShapeCtx) -> Result<(), LowerError> {
     let count = |s: &[usize]| s.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
     let mut total = Some(0u64);
+    let mut learned = Some(0u64);
     let mut biggest = (0u64, String::new());
     for b in &ir.blobs {
         let n = b.shape.as_deref().map_or(Some(0), count);
@@ -376,11 +379,18 @@ fn check_memory(ir: &NetIr, ctx: &ShapeCtx) -> Result<(), LowerError> {
                     biggest = (n, l.name.clone());
                 }
             }
-            total = total.zip(n).and_then(|(t, n)| t.checked_add(n));
+            learned = learned.zip(n).and_then(|(t, n)| t.checked_add(n));
         }
     }
-    // Values and gradients, 4 bytes each.
-    let bytes = total.and_then(|t| t.checked_mul(8));
+    let per_learned = if ir.state.phase == crate::spec::Phase::Train {
+        16
+    } else {
+        8
+    };
+    let bytes = total
+        .and_then(|t| t.checked_mul(8))
+        .zip(learned.and_then(|l| l.checked_mul(per_learned)))
+        .and_then(|(a, b)| a.checked_add(b));
     let limit = memory_bytes();
     if bytes.is_some_and(|b| b <= limit) {
         return Ok(());
@@ -390,7 +400,7 @@ fn check_memory(ir: &NetIr, ctx: &ShapeCtx) -> Result<(), LowerError> {
         layer: biggest.1,
         message: match bytes {
             Some(b) => format!(
-                "the net needs {:.1} GiB for its blobs and gradients, more than this machine's {:.1} GiB",
+                "the net needs {:.1} GiB for its blobs, gradients and solver history, more than the {:.1} GiB this process may use (the machine's memory, or a limit set with ulimit -v or a cgroup)",
                 gib(b),
                 gib(limit)
             ),
@@ -404,8 +414,10 @@ fn check_memory(ir: &NetIr, ctx: &ShapeCtx) -> Result<(), LowerError> {
 }
 
 /// The machine's memory in bytes (from /proc/meminfo), or 1 TiB where it cannot be read.
+/// The memory this process may use: the machine's, or less under `ulimit -v` or a cgroup
+/// limit (1 TiB when nothing says).
 fn memory_bytes() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
+    let total = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|t| {
             t.lines()
@@ -413,5 +425,31 @@ fn memory_bytes() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
-        .map_or(1 << 40, |kb| kb * 1024)
+        .map_or(1 << 40, |kb| kb * 1024);
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    total
+        .min(cgroup.unwrap_or(u64::MAX))
+        .min(address_space_limit())
+}
+
+#[cfg(unix)]
+fn address_space_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) } == 0 && r.rlim_cur != libc::RLIM_INFINITY
+    {
+        r.rlim_cur as u64
+    } else {
+        u64::MAX
+    }
+}
+
+#[cfg(not(unix))]
+fn address_space_limit() -> u64 {
+    u64::MAX
 }
