@@ -443,7 +443,10 @@ fn address_space_limit() -> u64 {
     // SAFETY: getrlimit writes the struct it is given.
     if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) } == 0 && r.rlim_cur != libc::RLIM_INFINITY
     {
-        r.rlim_cur as u64
+        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every unix
+        {
+            r.rlim_cur as u64
+        }
     } else {
         u64::MAX
     }
