@@ -287,20 +287,17 @@ impl Builder<'_> {
             }
         }
 
-        // Duplicate names within the phase.
+        // Duplicate names within the phase (judged once the layers' learned blobs are
+        // known, below).
         let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut duplicates = Vec::new();
         for &i in &active {
             let l = &spec.layers[i];
-            if let Some(&first) = names.get(l.name.as_str()) {
-                let f = &spec.layers[first];
-                self.error(
-                    "netc::duplicate_name",
-                    format!("two layers are named `{}` in the {phase} phase", l.name),
-                    vec![(l.name_span.clone(), "second layer with this name".into()), (f.name_span.clone(), "first one".into())],
-                    Some("rename one of them, or keep them in different phases with include { phase: ... }".into()),
-                );
-            } else {
-                names.insert(&l.name, i);
+            match names.get(l.name.as_str()) {
+                Some(&first) => duplicates.push((first, i)),
+                None => {
+                    names.insert(&l.name, i);
+                }
             }
         }
 
@@ -308,6 +305,46 @@ impl Builder<'_> {
 
         for &i in &active {
             self.add_layer(i, &cycle_members);
+        }
+
+        // Caffe accepts two layers of one name (BVLC's mnist_autoencoder has two `loss`
+        // layers); netc names learned blobs `<layer>.<index>` in snapshots, so two of one
+        // name that both learn (or may: shapes unknown) would overwrite each other.
+        for (first, second) in duplicates {
+            // Shapes unknown: whether its kind may learn (losses, data and pooling never do).
+            let learns = |si: usize| {
+                let Some(li) = self.ir.layers.iter().position(|l| l.spec_index == si) else {
+                    return true;
+                };
+                match self.ir.params(li, self.ctx) {
+                    Some(n) => n > 0,
+                    None => !matches!(
+                        self.ir.layers[li].layer.ty().kind,
+                        Kind::Loss | Kind::Data | Kind::Pooling
+                    ),
+                }
+            };
+            let (f, l) = (&spec.layers[first], &spec.layers[second]);
+            let labels = vec![
+                (l.name_span.clone(), "second layer with this name".into()),
+                (f.name_span.clone(), "first one".into()),
+            ];
+            if learns(first) && learns(second) {
+                self.error(
+                    "netc::duplicate_name",
+                    format!("two layers with learned blobs are named `{}` in the {phase} phase: their blobs would share the names `{}.0`, ... in snapshots", l.name, l.name),
+                    labels,
+                    Some("rename one of them, or keep them in different phases with include { phase: ... }".into()),
+                );
+            } else {
+                self.diag(
+                    Severity::Warning,
+                    "netc::duplicate_name",
+                    format!("two layers are named `{}` in the {phase} phase", l.name),
+                    labels,
+                    Some("Caffe accepts this, but tables and pictures of layers will show the name twice: rename one of them".into()),
+                );
+            }
         }
 
         // The graph: nodes are layers, edges follow blobs from producer to consumer.

@@ -134,13 +134,28 @@ layer { name: "mnist" type: "Input" top: "data" include { phase: TEST } input_pa
         r#"layer { name: "data" type: "ReLU" bottom: "data" top: "r" }
 "#,
     );
+    // Caffe accepts two layers of one name (BVLC's mnist_autoencoder has two `loss`
+    // layers): a warning, unless both learn, whose blobs would collide in snapshots.
     let d = check(&text);
     assert_eq!(d[0].code, "netc::duplicate_name");
+    assert_eq!(d[0].severity, Severity::Warning);
     assert_eq!(
         d[0].message,
         "two layers are named `data` in the TRAIN and TEST phases"
     );
     insta::assert_snapshot!(rendered(&text));
+    let both_learn = with_input(
+        r#"layer { name: "c" type: "Convolution" bottom: "data" top: "c1" convolution_param { num_output: 2 kernel_size: 3 } }
+layer { name: "c" type: "Convolution" bottom: "data" top: "c2" convolution_param { num_output: 2 kernel_size: 3 } }
+"#,
+    );
+    let d = check(&both_learn);
+    assert_eq!(d.len(), 1, "{}", rendered(&both_learn));
+    assert_eq!(d[0].severity, Severity::Error);
+    assert_eq!(
+        d[0].message,
+        "two layers with learned blobs are named `c` in the TRAIN and TEST phases: their blobs would share the names `c.0`, ... in snapshots"
+    );
 }
 
 #[test]
