@@ -1,5 +1,7 @@
 //! Times the front end on the largest file of `../shared/corpus/prototxt`: parse, schema
-//! check, and the whole `load_net` (parse + check + upgrade + layer specs).
+//! check, and the whole `load_net` (parse + check + upgrade + layer specs); and `netc
+//! check`'s whole work on long chains of in-place layers (generated), whose cost once grew
+//! with the square of their length.
 //!
 //! `cargo bench --bench front` (a plain `harness = false` bench with std::time).
 
@@ -30,7 +32,30 @@ fn time<T>(label: &str, runs: usize, mut f: impl FnMut() -> T) {
     );
 }
 
+/// An Input and `n` in-place ReLUs on its top.
+fn chain(n: usize) -> netc::spec::Source {
+    let mut text = String::from(
+        "layer { name: \"data\" type: \"Input\" top: \"data\" input_param { shape { dim: 1 dim: 4 } } }\n",
+    );
+    for i in 0..n {
+        text.push_str(&format!(
+            "layer {{ name: \"r{i}\" type: \"ReLU\" bottom: \"data\" top: \"data\" }}\n"
+        ));
+    }
+    netc::spec::Source {
+        path: format!("chain-{n}.net").into(),
+        text: text.as_str().into(),
+    }
+}
+
 fn main() {
+    for n in [5_000, 10_000, 20_000] {
+        let src = chain(n);
+        let args = netc::analysis::ShapeArgs::default();
+        time(&format!("check, {n} in-place ReLUs"), 5, || {
+            netc::commands::check::check_source(&src, &args)
+        });
+    }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/prototxt");
     let Ok(manifest) = std::fs::read_to_string(dir.join("MANIFEST.tsv")) else {
         eprintln!("skipping: {} is absent", dir.display());

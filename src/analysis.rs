@@ -27,6 +27,19 @@ pub struct LayerRow {
 
 /// Rows for every layer of `spec`, from the IRs of [`crate::ir::check_all`].
 pub fn rows(spec: &NetSpec, irs: &[(&'static str, NetIr)], ctx: &ShapeCtx) -> Vec<LayerRow> {
+    // Each phase's IR layer of a spec layer (looked up per layer, this was quadratic).
+    let index: Vec<std::collections::HashMap<usize, usize>> = irs
+        .iter()
+        .map(|(_, ir)| {
+            // In reverse, so that the first of a spec index wins.
+            ir.layers
+                .iter()
+                .enumerate()
+                .rev()
+                .map(|(li, l)| (l.spec_index, li))
+                .collect()
+        })
+        .collect();
     spec.layers
         .iter()
         .enumerate()
@@ -43,12 +56,12 @@ pub fn rows(spec: &NetSpec, irs: &[(&'static str, NetIr)], ctx: &ShapeCtx) -> Ve
                 in_place: false,
             };
             let mut filled = false;
-            for (phase, ir) in irs {
+            for ((phase, ir), index) in irs.iter().zip(&index) {
                 if !l.included_in(&ir.state) {
                     continue;
                 }
                 row.phases.push(phase);
-                let Some(li) = ir.layers.iter().position(|x| x.spec_index == si) else {
+                let Some(&li) = index.get(&si) else {
                     continue;
                 };
                 // The first phase with shapes fills the row.

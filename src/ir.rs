@@ -368,21 +368,31 @@ impl Builder<'_> {
         let spec = self.spec;
         let mut g: DiGraph<usize, ()> = DiGraph::new();
         let nodes: Vec<NodeIndex> = active.iter().map(|&i| g.add_node(i)).collect();
+        // Each blob's producers, in order (positions in `active`).
+        let mut producers_of: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (pi, &i) in active.iter().enumerate() {
+            for t in &spec.layers[i].tops {
+                let list = producers_of.entry(t.as_str()).or_default();
+                if list.last() != Some(&pi) {
+                    list.push(pi);
+                }
+            }
+        }
         for (ci, &i) in active.iter().enumerate() {
             for b in &spec.layers[i].bottoms {
-                let producers: Vec<usize> = (0..active.len())
-                    .filter(|&pi| spec.layers[active[pi]].tops.contains(b))
-                    .collect();
+                let producers = producers_of
+                    .get(b.as_str())
+                    .map_or(&[][..], |v| v.as_slice());
                 // A consumer reads the latest earlier producer; only when there is none
                 // can a later one be meant, and that is where cycles come from.
-                match producers.iter().rev().find(|&&pi| pi < ci) {
-                    Some(&pi) => {
-                        g.add_edge(nodes[pi], nodes[ci], ());
-                    }
-                    None => {
-                        for pi in producers.into_iter().filter(|&pi| pi != ci) {
+                match producers.partition_point(|&pi| pi < ci) {
+                    0 => {
+                        for &pi in producers.iter().filter(|&&pi| pi != ci) {
                             g.add_edge(nodes[pi], nodes[ci], ());
                         }
+                    }
+                    n => {
+                        g.add_edge(nodes[producers[n - 1]], nodes[ci], ());
                     }
                 }
             }
