@@ -240,6 +240,39 @@ layer { name: "fits" type: "InnerProduct" bottom: "data" top: "fits" inner_produ
     );
 }
 
+/// Parameter errors that had no hint get one.
+#[test]
+fn parameter_errors_say_what_to_do() {
+    let text = with_input(
+        r#"layer { name: "d" type: "Dropout" bottom: "data" top: "d" dropout_param { dropout_ratio: 1.5 } }
+layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param { pool: MAX kernel_size: 2 pad: 2 } }
+layer { name: "g" type: "Convolution" bottom: "data" top: "g" convolution_param { num_output: 4 kernel_size: 3 group: 2 } }
+layer { name: "s" type: "Slice" bottom: "data" top: "s1" top: "s2" slice_param { axis: 1 slice_point: 3 } }
+"#,
+    );
+    let helps: Vec<(String, Option<String>)> = check(&text)
+        .into_iter()
+        .map(|d| (d.message, d.help))
+        .collect();
+    let help_of = |start: &str| {
+        helps
+            .iter()
+            .find(|(m, _)| m.starts_with(start))
+            .and_then(|(_, h)| h.clone())
+            .unwrap_or_else(|| panic!("no `{start}` in {helps:?}"))
+    };
+    assert_eq!(
+        help_of("layer `d`"),
+        "the fraction of values dropped in training, e.g. 0.5"
+    );
+    assert!(help_of("layer `p`").starts_with("lower the pad"));
+    assert!(help_of("layer `g`").starts_with("choose a group that divides"));
+    assert_eq!(
+        help_of("layer `s`"),
+        "slice points must be below 1, the length of the axis"
+    );
+}
+
 #[test]
 fn concat_and_eltwise_inputs_that_differ() {
     let text = with_input(

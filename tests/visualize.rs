@@ -281,3 +281,32 @@ fn a_solver_or_an_empty_net_is_refused_not_drawn() {
         }
     }
 }
+
+/// `-o` naming the spec itself (a spec called `net.dot`) is refused and the spec kept: it
+/// was overwritten by its own drawing.
+#[test]
+fn drawing_over_the_spec_itself_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("net.dot");
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/lenet.net"),
+    )
+    .unwrap();
+    std::fs::write(&spec, &text).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_netc"))
+        .arg("visualize")
+        .arg(&spec)
+        .arg("-o")
+        .arg(dir.path().join(".").join("net.dot"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).replace('│', " ");
+    let err = err.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is the spec itself: drawing there would replace it"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&spec).unwrap(), text);
+}

@@ -92,6 +92,22 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), miette::Report> {
 }
 
 pub fn run(args: Args) -> CmdResult {
+    // Drawing over the spec itself (a spec named `x.dot` given `-o x.dot`) would lose it.
+    if let Some(out) = &args.output {
+        let same = match (out.canonicalize(), args.spec.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same {
+            return Err(super::usage(
+                format!(
+                    "-o {} is the spec itself: drawing there would replace it",
+                    out.display()
+                ),
+                Some("give another output file, e.g. -o net.svg".into()),
+            ));
+        }
+    }
     let src = front::read_source(&args.spec)?;
     let (spec, mut diags) = front::load_net(&src);
     let Some(spec) = spec else {

@@ -92,7 +92,8 @@ impl Convolution {
             return Err(LayerError::new(format!(
                 "{channels} input channels are not a multiple of group {}",
                 self.group
-            )));
+            ))
+            .help("choose a group that divides the input channels (and num_output)"));
         }
         let geom = Geom {
             channels,

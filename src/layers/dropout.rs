@@ -18,7 +18,8 @@ pub static TYPE: LayerType = LayerType {
         let p = spec.msg.msg("dropout_param");
         let ratio = p.and_then(|p| p.float("dropout_ratio")).unwrap_or(0.5);
         if !(0.0..1.0).contains(&ratio) {
-            let mut e = LayerError::new(format!("dropout_ratio must be in [0, 1), not {ratio}"));
+            let mut e = LayerError::new(format!("dropout_ratio must be in [0, 1), not {ratio}"))
+                .help("the fraction of values dropped in training, e.g. 0.5");
             if let Some(p) = p {
                 e = e.at(span_of(p, "dropout_ratio"));
             }

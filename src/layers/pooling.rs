@@ -98,7 +98,8 @@ impl Pooling {
         if let Some(w) = &window {
             if w.pad[0] >= w.kernel[0] || w.pad[1] >= w.kernel[1] {
                 return Err(LayerError::new("the pad must be smaller than the kernel")
-                    .at(span_of(p, "pad")));
+                    .at(span_of(p, "pad"))
+                    .help("lower the pad (Caffe refuses a pad as large as the kernel)"));
             }
         }
         let ceil = !matches!(p.ident("round_mode"), Some("FLOOR"));

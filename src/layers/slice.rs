@@ -40,7 +40,9 @@ pub static TYPE: LayerType = LayerType {
             .help("give one slice point fewer than tops"));
         }
         if points.windows(2).any(|w| w[1] <= w[0]) {
-            return Err(LayerError::new("slice points must increase").at(span));
+            return Err(LayerError::new("slice points must increase")
+                .at(span)
+                .help("list the slice points in increasing order, each where a top starts"));
         }
         Ok(Box::new(Slice {
             axis,
@@ -65,7 +67,8 @@ impl Layer for Slice {
                     "axis {axis} of {} ({dim}) does not split evenly into {} tops",
                     fmt_shape(s),
                     self.tops
-                )));
+                ))
+                .help("give slice_point values, or as many tops as divide the axis"));
             }
             vec![dim / self.tops; self.tops]
         } else {
@@ -73,7 +76,10 @@ impl Layer for Slice {
                 return Err(LayerError::new(format!(
                     "slice point past the end of axis {axis} ({dim})"
                 ))
-                .at(self.span.clone()));
+                .at(self.span.clone())
+                .help(format!(
+                    "slice points must be below {dim}, the length of the axis"
+                )));
             }
             let mut prev = 0;
             let mut v = Vec::new();
