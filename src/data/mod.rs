@@ -288,8 +288,8 @@ pub fn stop_if_interrupted() {
 
 /// A temporary folder being written (a dataset or an export before its rename): while the
 /// guard lives, Ctrl-C (or SIGTERM) removes the folder and ends netc with exit code 130,
-/// instead of leaving it behind. In `netc train`, whose own handler writes a snapshot at
-/// Ctrl-C, the folder is only removed on errors by its writer.
+/// instead of leaving it behind. (In a process that set another Ctrl-C handler first, as
+/// `netc train` does, the folder is only removed by its writer, on errors.)
 pub struct Pending(PathBuf);
 
 impl Pending {
