@@ -259,25 +259,29 @@ fn upgrade_v1_net(cx: &mut Ctx, root: &Message) -> Message {
         // Caffe's V0 upgrade rebuilds the net from the old layers alone, dropping the new
         // ones; its V1 upgrade refuses such a file ("Refusing to upgrade inconsistent
         // NetParameter input").
-        if is_v0 {
-            cx.push(
+        let (severity, message, label, help) = if is_v0 {
+            (
                 Severity::Warning,
-                "netc::mixed_formats",
-                "this file mixes V0 `layers { }` and `layer { }`; like Caffe, netc upgrades the old layers and ignores the new ones".into(),
-                v2.name_span.clone(),
+                "this file mixes V0 `layers { }` and `layer { }`; like Caffe, netc upgrades the old layers and ignores the new ones",
                 "ignored",
-                Some("write every layer in one format".into()),
-            );
+                "write every layer in one format",
+            )
         } else {
-            cx.push(
+            (
                 Severity::Error,
-                "netc::mixed_formats",
-                "this file mixes V1 `layers { }` and `layer { }`, which Caffe refuses to upgrade".into(),
-                v2.name_span.clone(),
+                "this file mixes V1 `layers { }` and `layer { }`, which Caffe refuses to upgrade",
                 "a current-format layer among V1 ones",
-                Some("write every layer in the current `layer { }` format (`netc upgrade` prints a file of V1 layers that way)".into()),
-            );
-        }
+                "write every layer in the current `layer { }` format (`netc upgrade` prints a file of V1 layers that way)",
+            )
+        };
+        cx.push(
+            severity,
+            "netc::mixed_formats",
+            message.into(),
+            v2.name_span.clone(),
+            label,
+            Some(help.into()),
+        );
     }
     let mut v1_layers: Vec<(Span, Span, Message)> = old
         .iter()
