@@ -97,7 +97,7 @@ impl NetIr {
 const MAX_BLOB: u128 = i32::MAX as u128;
 
 /// A shape's element count, unless it overflows.
-fn blob_count(s: &[usize]) -> Option<u128> {
+pub fn blob_count(s: &[usize]) -> Option<u128> {
     s.iter().try_fold(1u128, |n, &d| n.checked_mul(d as u128))
 }
 
@@ -585,17 +585,16 @@ impl Builder<'_> {
                         // Caffe refuses a blob of more than INT_MAX values; past it the
                         // counts here would wrap too. Tops so large stay unknown.
                         let learned = layer.param_shapes(&shapes, self.ctx);
-                        let too_big = out
-                            .iter()
-                            .zip(tops.iter().map(|&id| self.ir.blobs[id].name.clone()))
-                            .map(|(s, n)| (s, format!("top `{n}`")))
-                            .chain(
-                                learned
-                                    .iter()
-                                    .enumerate()
-                                    .map(|(i, s)| (s, format!("learned blob {i}"))),
-                            )
-                            .find(|(s, _)| blob_count(s).is_none_or(|n| n > MAX_BLOB));
+                        let over = |s: &Shape| blob_count(s).is_none_or(|n| n > MAX_BLOB);
+                        let too_big = match out.iter().position(over) {
+                            Some(k) => {
+                                Some((&out[k], format!("top `{}`", self.ir.blobs[tops[k]].name)))
+                            }
+                            None => learned
+                                .iter()
+                                .position(over)
+                                .map(|i| (&learned[i], format!("learned blob {i}"))),
+                        };
                         match too_big {
                             Some((s, what)) => self.layer_error(
                                 "netc::shape",

@@ -52,6 +52,22 @@ fn is_solver(root: &crate::spec::Message) -> bool {
     has(SOLVER) && !has(NET)
 }
 
+/// A solver file's values that netc cannot train with, as an error naming the file.
+fn solver_error(
+    src: &crate::spec::Source,
+    e: &crate::solver::SolverError,
+    help: String,
+) -> crate::diag::Diagnostic {
+    crate::diag::Diagnostic {
+        severity: crate::diag::Severity::Error,
+        code: "netc::solver",
+        message: format!("{}: {}", src.path.display(), e.0),
+        labels: Vec::new(),
+        help: Some(help),
+        source: None,
+    }
+}
+
 /// Checks one spec's text: syntax, schema, upgrade, every phase, trainability. A solver
 /// file is checked against the solver's schema instead.
 pub fn check_source(src: &crate::spec::Source, shape: &ShapeArgs) -> Checked {
@@ -62,14 +78,11 @@ pub fn check_source(src: &crate::spec::Source, shape: &ShapeArgs) -> Checked {
     ) {
         let diagnostics = match crate::solver::SolverConfig::from_yaml(&src.text) {
             Ok(_) => Vec::new(),
-            Err(e) => vec![crate::diag::Diagnostic {
-                severity: crate::diag::Severity::Error,
-                code: "netc::solver",
-                message: format!("{}: {}", src.path.display(), e.0),
-                labels: Vec::new(),
-                help: Some(format!("a netc solver file is YAML: {}", e.help())),
-                source: None,
-            }],
+            Err(e) => vec![solver_error(
+                src,
+                &e,
+                format!("a netc solver file is YAML: {}", e.help()),
+            )],
         };
         return Checked {
             diagnostics,
@@ -88,14 +101,7 @@ pub fn check_source(src: &crate::spec::Source, shape: &ShapeArgs) -> Checked {
                 let read = crate::solver::SolverConfig::from_message(&m)
                     .and_then(|c| c.validate().map(|()| c));
                 if let Err(e) = read {
-                    diagnostics.push(crate::diag::Diagnostic {
-                        severity: crate::diag::Severity::Error,
-                        code: "netc::solver",
-                        message: format!("{}: {}", src.path.display(), e.0),
-                        labels: Vec::new(),
-                        help: Some(e.help()),
-                        source: None,
-                    });
+                    diagnostics.push(solver_error(src, &e, e.help()));
                 }
             }
             return Checked {

@@ -243,19 +243,7 @@ fn run_export(a: ExportArgs) -> CmdResult {
     let n = if a.out.exists() {
         show::export(&ds, &a.out)?
     } else {
-        let tmp = data::format::sibling(&a.out, "tmp");
-        let pending = data::Pending::new(&tmp);
-        let n = show::export(&ds, &tmp).and_then(|n| {
-            data::stop_if_interrupted();
-            std::fs::rename(&tmp, &a.out)
-                .map(|()| n)
-                .map_err(|e| data::io_err("rename into place", &a.out, e))
-        });
-        drop(pending);
-        if n.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        n?
+        data::format::write_whole(&a.out, |tmp| show::export(&ds, tmp))?
     };
     println!("wrote {n} PNG files under {}", a.out.display());
     Ok(0)

@@ -369,22 +369,33 @@ pub fn write(ds: &Dataset, out: &Path, encoding: Encoding, force: bool) -> miett
             ));
         }
     }
+    write_whole(out, |tmp| write_into(ds, tmp, encoding))
+}
+
+/// Makes the folder `out` whole or not at all: `fill` writes it as `OUT.tmp-…`, which is
+/// then renamed into place (an existing `out` moved aside and removed). The temporary
+/// folder is removed when anything fails, and at Ctrl-C ([`super::Pending`]).
+pub fn write_whole<T>(
+    out: &Path,
+    fill: impl FnOnce(&Path) -> miette::Result<T>,
+) -> miette::Result<T> {
     let tmp = sibling(out, "tmp");
     if let Some(parent) = tmp.parent() {
         std::fs::create_dir_all(parent).map_err(|e| io_err("create", parent, e))?;
     }
     let _pending = super::Pending::new(&tmp);
     std::fs::create_dir(&tmp).map_err(|e| io_err("create", &tmp, e))?;
-    let result = write_into(ds, &tmp, encoding).and_then(|()| {
+    let result = fill(&tmp).and_then(|v| {
         super::stop_if_interrupted();
         if out.exists() {
             let old = sibling(out, "old");
             std::fs::rename(out, &old).map_err(|e| io_err("move aside", out, e))?;
             std::fs::rename(&tmp, out).map_err(|e| io_err("rename into place", &tmp, e))?;
-            std::fs::remove_dir_all(&old).map_err(|e| io_err("remove", &old, e))
+            std::fs::remove_dir_all(&old).map_err(|e| io_err("remove", &old, e))?;
         } else {
-            std::fs::rename(&tmp, out).map_err(|e| io_err("rename into place", &tmp, e))
+            std::fs::rename(&tmp, out).map_err(|e| io_err("rename into place", &tmp, e))?;
         }
+        Ok(v)
     });
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -393,7 +404,7 @@ pub fn write(ds: &Dataset, out: &Path, encoding: Encoding, force: bool) -> miett
 }
 
 /// `OUT.WHAT-<pid>-<nanos>` beside `out`: a name for a folder written before its rename.
-pub fn sibling(out: &Path, what: &str) -> PathBuf {
+fn sibling(out: &Path, what: &str) -> PathBuf {
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

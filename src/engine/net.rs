@@ -348,7 +348,7 @@ impl Net {
 /// learned blobs of a TRAIN net also the solver's history (up to two arrays), of others
 /// values and gradients.
 fn check_memory(ir: &NetIr, ctx: &ShapeCtx) -> Result<(), LowerError> {
-    let count = |s: &[usize]| s.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
+    let count = |s: &[usize]| crate::ir::blob_count(s).and_then(|n| u64::try_from(n).ok());
     let mut total = Some(0u64);
     let mut learned = Some(0u64);
     let mut biggest = (0u64, String::new());
